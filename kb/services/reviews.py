@@ -1,0 +1,88 @@
+"""Reading reviews back: the lists and detail views the CLI, API and web pages share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from kb.models import Partnership, Passage, Review, ReviewPublic
+from kb.services.access import Principal, can_see, visible_reviews
+
+
+class NotFound(LookupError):
+    """The object does not exist *for this principal* (hidden reviews are not found)."""
+
+
+def list_reviews(
+    session: Session, *, principal: Principal, offset: int = 0, limit: int | None = None
+) -> list[ReviewPublic]:
+    """Reviews the principal may see, oldest first, with passage counts."""
+    counts = (
+        select(Passage.review_id, func.count(col(Passage.id)).label("n"))
+        .group_by(col(Passage.review_id))
+        .subquery()
+    )
+    query = (
+        select(Review, Partnership.name, counts.c.n)
+        .join(Partnership, col(Review.partnership_id) == Partnership.id, isouter=True)
+        .join(counts, counts.c.review_id == Review.id, isouter=True)
+        .where(visible_reviews(principal))
+        .order_by(col(Review.id))
+        .offset(offset)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        _public(review, partnership, n or 0) for review, partnership, n in session.exec(query).all()
+    ]
+
+
+def get_review(session: Session, *, principal: Principal, review_id: int) -> Review:
+    """The review, or NotFound when it does not exist or the principal may not see it."""
+    review = session.get(Review, review_id)
+    if review is None or not can_see(principal, review):
+        raise NotFound(f"review {review_id} not found")
+    return review
+
+
+def review_detail(session: Session, *, principal: Principal, review_id: int) -> dict[str, Any]:
+    """A review with its sections and passages in reading order."""
+    review = get_review(session, principal=principal, review_id=review_id)
+    passages = session.exec(
+        select(Passage).where(Passage.review_id == review.id).order_by(col(Passage.order))
+    ).all()
+    partnership = session.get(Partnership, review.partnership_id) if review.partnership_id else None
+    public = _public(review, partnership.name if partnership else None, len(passages))
+    sections: list[dict[str, Any]] = []
+    for passage in passages:
+        if not sections or sections[-1]["title"] != passage.section_title:
+            sections.append(
+                {"title": passage.section_title, "kind": passage.section_kind, "passages": []}
+            )
+        sections[-1]["passages"].append(
+            {"id": passage.id, "text": passage.text, "start": passage.start, "end": passage.end}
+        )
+    return {**review_summary(public), "sections": sections}
+
+
+def review_summary(review: ReviewPublic) -> dict[str, Any]:
+    """The stable JSON shape of one review in ``kb reviews list --json``."""
+    return {
+        "id": review.id,
+        "type": str(review.type),
+        "pseudonym": review.pseudonym,
+        "title": review.title,
+        "partnership": review.partnership,
+        "year": review.year,
+        "status": str(review.status),
+        "age_band": str(review.age_band) if review.age_band else None,
+        "document_id": review.document_id,
+        "passages": review.passages,
+    }
+
+
+def _public(review: Review, partnership: str | None, passages: int) -> ReviewPublic:
+    return ReviewPublic.model_validate(
+        review, update={"partnership": partnership, "passages": passages}
+    )
