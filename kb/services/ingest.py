@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corpus.cases import CaseSummary, find_case_summaries
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
+from corpus.cases import CaseSummary, find_case_summaries
 from corpus.document import ExtractedDocument, ReaderError
 from corpus.metadata import ReviewMeta, apply_overrides, infer_metadata
 from corpus.readers import SUPPORTED_SUFFIXES, read_document
@@ -34,6 +34,7 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
+from kb.services.findings import detach_passages, extract_findings
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,8 @@ def _ingest_one(
         on_passages(session, passages)
     if carried:
         _carry_decisions(session, passages, carried)
+    for review in reviews:
+        extract_findings(session, review_id=review.id)  # type: ignore[arg-type]
     return {"document_id": document.id, "reviews": [r.id for r in reviews]}
 
 
@@ -285,6 +288,7 @@ def _supersede(
     for tag, _ in decided:
         session.expunge(tag)
     old_passage_ids = select(Passage.id).where(Passage.document_id == previous.id)
+    detach_passages(session, passage_ids=list(session.exec(old_passage_ids).all()))
     session.exec(delete(ThemeTag).where(col(ThemeTag.passage_id).in_(old_passage_ids)))  # type: ignore[call-overload]
     session.exec(delete(Passage).where(col(Passage.document_id) == previous.id))  # type: ignore[call-overload]
     kept: list[Review] = []

@@ -1,0 +1,180 @@
+"""Ingest throughput against pure text extraction of the same files, in one run.
+
+Generates N ten-page review-like PDFs (fictional text), then measures
+  1. extraction alone (``read_document`` on every file): the baseline;
+  2. the ingest pipeline without models (read, segment, metadata, store in SQLite);
+  3. optionally the pipeline with rule + model tagging (``--tag``).
+and prints documents/s, pages/s, peak memory and each pipeline's ratio to the baseline.
+Goal (issue 2): 1,000 documents in under 5 minutes on 2 cores, pipeline ≤ 2x extraction.
+
+    .venv/bin/python benchmarks/ingest.py --sizes 100 1000 [--tag]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fpdf import FPDF  # noqa: E402
+
+from corpus.readers import read_document  # noqa: E402
+
+WORDS = [
+    "health",
+    "visitor",
+    "midwife",
+    "school",
+    "nurse",
+    "social",
+    "worker",
+    "police",
+    "GP",
+    "family",
+    "mother",
+    "partner",
+    "baby",
+    "child",
+    "referral",
+    "assessment",
+    "strategy",
+    "meeting",
+    "plan",
+    "neglect",
+    "concerns",
+    "home",
+    "visit",
+    "records",
+    "information",
+    "shared",
+    "agencies",
+    "escalation",
+    "threshold",
+    "review",
+    "learning",
+    "practice",
+    "appointment",
+    "missed",
+    "attended",
+    "reported",
+    "observed",
+    "bruising",
+    "injury",
+    "hospital",
+    "safeguarding",
+    "partnership",
+]
+HEADINGS = ["Background", "Chronology", "Analysis", "Findings", "Good practice", "Recommendations"]
+
+
+def _sentence(rng: random.Random) -> str:
+    words = rng.choices(WORDS, k=rng.randint(10, 22))
+    return " ".join(words).capitalize() + "."
+
+
+def write_pdf(path: Path, rng: random.Random, pages: int = 10) -> None:
+    """A ten-page fictional review with headings, paragraphs and numbered lists."""
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(False)
+    pdf.set_creation_date(None)  # type: ignore[arg-type]
+    for page in range(pages):
+        pdf.add_page()
+        pdf.set_font("Helvetica", "B", 13)
+        pdf.multi_cell(0, 7, f"{page + 1}. {HEADINGS[page % len(HEADINGS)]}")
+        pdf.set_font("Helvetica", size=10)
+        for block in range(5):
+            if block == 3:
+                for n in range(1, 4):
+                    pdf.multi_cell(0, 5, f"{n}. {_sentence(rng)}")
+            else:
+                text = " ".join(_sentence(rng) for _ in range(rng.randint(3, 5)))
+                pdf.multi_cell(0, 5, text)
+            pdf.ln(3)
+    pdf.output(str(path))
+
+
+def generate(folder: Path, count: int, seed: int = 7) -> list[Path]:
+    rng = random.Random(seed)
+    paths = []
+    for i in range(count):
+        path = folder / f"review-{i:05d}.pdf"
+        write_pdf(path, rng)
+        paths.append(path)
+    return paths
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_extraction(paths: list[Path]) -> tuple[float, int]:
+    start = time.perf_counter()
+    pages = sum(read_document(p).pages for p in paths)
+    return time.perf_counter() - start, pages
+
+
+def time_ingest(paths: list[Path], *, tag: bool) -> tuple[float, int]:
+    os.environ["KB_HOME"] = tempfile.mkdtemp(prefix="kb-bench-")
+    os.environ.pop("KB_DATABASE_URL", None)
+    os.environ["KB_EMBED_ON_INGEST"] = "false"
+    from kb import db
+    from kb.config import get_settings
+    from kb.services.ingest import ingest_paths
+
+    get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    engine = db.get_engine()
+    db.init_db(engine)
+    hook = None
+    if tag:
+        from kb.services.analysis import passage_hook
+
+        hook = passage_hook(get_settings(), embed=False)
+    start = time.perf_counter()
+    report = ingest_paths(engine=engine, paths=paths, on_passages=hook)
+    elapsed = time.perf_counter() - start
+    if report.failed:
+        raise SystemExit(f"ingest failed: {report.failed[:3]}")
+    return elapsed, len(report.ingested)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--tag", action="store_true", help="also time ingest with tagging")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="kb-bench-docs-") as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        all_paths = generate(folder, max(args.sizes))
+        print(f"generated {len(all_paths)} ten-page PDFs in {time.perf_counter() - t0:.1f}s")
+        for size in args.sizes:
+            paths = all_paths[:size]
+            base, pages = time_extraction(paths)
+            print(f"\n== {size} documents, {pages} pages")
+            print(
+                f"extraction only : {size / base:8.1f} docs/s {pages / base:9.1f} pages/s "
+                f"{base:7.1f}s  peak {peak_mb():.0f} MB"
+            )
+            runs = [("ingest (no models)", False)] + (
+                [("ingest + tagging", True)] if args.tag else []
+            )
+            for label, tag in runs:
+                elapsed, n = time_ingest(paths, tag=tag)
+                print(
+                    f"{label:16}: {n / elapsed:8.1f} docs/s {pages / elapsed:9.1f} pages/s "
+                    f"{elapsed:7.1f}s  peak {peak_mb():.0f} MB  ratio {elapsed / base:.2f}x "
+                    "extraction"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

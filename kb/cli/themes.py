@@ -1,0 +1,217 @@
+"""Theme commands: tag without storing, evaluate, decide tags, re-tag, retrain."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from corpus.document import ExtractedDocument, ReaderError, sha256_bytes
+from corpus.readers import read_document
+from corpus.segment import segment
+from kb.cli.common import console, fail, print_json, progress_bar, ready_engine
+from kb.db import session_scope
+from kb.models import TagStatus
+from kb.services.access import Principal
+from kb.services.reviews import NotFound
+from kb.services.tagging import (
+    Conflict,
+    decide_tag,
+    get_tagger,
+    retag_all,
+    review_tags,
+    train_model,
+)
+from nlp.evaluate import evaluate_tagger, load_gold
+
+tags_app = typer.Typer(
+    help="Review, confirm and reject suggested theme tags.", no_args_is_help=True
+)
+eval_app = typer.Typer(help="Measure quality against labelled data.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (a stable contract).")]
+
+
+def _stdin_document() -> ExtractedDocument:
+    text = sys.stdin.read().replace("\r\n", "\n")
+    return ExtractedDocument(
+        path=Path("-"), format="text", text=text, sha256=sha256_bytes(text.encode())
+    )
+
+
+def document_themes(doc: ExtractedDocument) -> list[dict[str, Any]]:
+    """Document-level themes with evidence offsets into the document's canonical text."""
+    spans = [p for section in segment(doc) for p in section.passages]
+    results = get_tagger().tag_many([p.text for p in spans])
+    themes: dict[str, dict[str, Any]] = {}
+    for span, tags in zip(spans, results, strict=True):
+        for tag in tags:
+            entry = themes.setdefault(
+                tag.theme_id,
+                {"id": tag.theme_id, "label": tag.label, "confidence": 0.0, "evidence": []},
+            )
+            entry["confidence"] = max(entry["confidence"], round(float(tag.confidence), 4))
+            entry["evidence"] += [
+                {"text": e.text, "start": span.start + e.start, "end": span.start + e.end}
+                for e in tag.evidence
+            ]
+    return sorted(themes.values(), key=lambda t: (-t["confidence"], t["id"]))
+
+
+def tag(
+    paths: Annotated[list[str], typer.Argument(help="Documents to tag, or - for stdin.")],
+    json_: JsonFlag = False,
+) -> None:
+    """Tag documents (or text on stdin) without storing them; one JSON line per input."""
+    failed = False
+    for name in paths:
+        try:
+            doc = _stdin_document() if name == "-" else read_document(Path(name))
+        except ReaderError as exc:
+            console.print(f"[red]failed[/red] {escape(str(exc))}", highlight=False)
+            failed = True
+            continue
+        themes = document_themes(doc)
+        if json_:
+            print_json({"source": name, "themes": themes})
+            continue
+        Console().print(f"[bold]{name}[/bold]")
+        for theme in themes:
+            first = theme["evidence"][0]["text"] if theme["evidence"] else ""
+            Console().print(
+                f"  {theme['id']:28} {theme['confidence']:.2f}  {first[:90]}",
+                markup=False,
+                highlight=False,
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@eval_app.command("tagging")
+def eval_tagging(
+    gold: Annotated[Path, typer.Argument(help="JSONL: id, text, themes per line.")],
+    method: Annotated[
+        str, typer.Option(help="rules, model or combined (rules + the learned model).")
+    ] = "combined",
+    folds: Annotated[int, typer.Option(help="k for cross-validating the learned model.")] = 5,
+    json_: JsonFlag = False,
+) -> None:
+    """Per-theme precision, recall, F1 and support, micro and macro averages.
+
+    With a learned model (model / combined) the figures are k-fold cross-validated: the model
+    is trained on the bundled training passages plus k-1 folds of GOLD and scored on the
+    held-out fold, so nothing is ever scored by a model that saw it.
+    """
+    if method not in ("rules", "model", "combined"):
+        raise fail("--method must be rules, model or combined")
+    try:
+        items = load_gold(gold)
+    except (OSError, ValueError) as exc:
+        raise fail(f"{gold}: {exc}") from exc
+    scores = evaluate_tagger(items, taxonomy=get_tagger().taxonomy, method=method, folds=folds)
+    if json_:
+        print_json(scores)
+        return
+    table = Table("theme", "precision", "recall", "f1", "support", title=f"{gold} ({method})")
+    for theme_id, row in sorted(scores["themes"].items()):
+        table.add_row(
+            theme_id, *(f"{row[k]:.2f}" for k in ("precision", "recall", "f1")), str(row["support"])
+        )
+    for avg in ("micro", "macro"):
+        table.add_row(avg, *(f"{scores[avg][k]:.2f}" for k in ("precision", "recall", "f1")), "")
+    Console().print(table)
+
+
+@tags_app.command("list")
+def tags_list(review_id: int, json_: JsonFlag = False) -> None:
+    """Tags on a review's passages, with status and evidence."""
+    with session_scope(ready_engine()) as session:
+        try:
+            tags = review_tags(session, principal=Principal.system(), review_id=review_id)
+        except NotFound as exc:
+            raise fail(str(exc)) from exc
+    rows = [t.model_dump(mode="json") for t in tags]
+    if json_:
+        print_json(rows)
+        return
+    table = Table("id", "theme", "status", "confidence", "method", "evidence")
+    for row in rows:
+        evidence = row["evidence"][0]["text"][:70] if row["evidence"] else ""
+        table.add_row(
+            str(row["id"]),
+            row["theme_id"],
+            row["status"],
+            f"{row['confidence']:.2f}",
+            row["method"],
+            evidence,
+        )
+    Console().print(table)
+
+
+def _decide(tag_id: int, status: TagStatus, user: str, version: int | None, json_: bool) -> None:
+    principal = Principal(username=user, role=Principal.system().role)
+    with session_scope(ready_engine()) as session:
+        try:
+            result = decide_tag(
+                session, principal=principal, tag_id=tag_id, status=status, expected_version=version
+            )
+        except (NotFound, Conflict) as exc:
+            raise fail(str(exc)) from exc
+    if json_:
+        print_json(result.model_dump(mode="json"))
+    else:
+        console.print(f"tag {tag_id} ({result.theme_id}) {status.value} by {user}")
+
+
+UserOpt = Annotated[str, typer.Option("--user", help="Who decided (kept with the tag).")]
+VersionOpt = Annotated[int | None, typer.Option(help="Refuse if the tag changed since.")]
+
+
+@tags_app.command("confirm")
+def tags_confirm(
+    tag_id: int, user: UserOpt = "cli", version: VersionOpt = None, json_: JsonFlag = False
+) -> None:
+    """Confirm a suggested tag (kept through re-tagging; a positive label for training)."""
+    _decide(tag_id, TagStatus.CONFIRMED, user, version, json_)
+
+
+@tags_app.command("reject")
+def tags_reject(
+    tag_id: int, user: UserOpt = "cli", version: VersionOpt = None, json_: JsonFlag = False
+) -> None:
+    """Reject a suggested tag (never suggested again; a negative label for training)."""
+    _decide(tag_id, TagStatus.REJECTED, user, version, json_)
+
+
+def retag(
+    stale_only: Annotated[
+        bool, typer.Option(help="Only passages tagged by an older taxonomy or model.")
+    ] = False,
+) -> None:
+    """Re-run tagging over the whole corpus (after the taxonomy or the model changed)."""
+    engine = ready_engine()
+    with progress_bar("re-tagging") as bar:
+        task = bar.add_task("re-tagging", total=None, item="")
+        count = retag_all(
+            engine,
+            only_stale=stale_only,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(f"{count} passages re-tagged")
+
+
+def train(
+    force: Annotated[bool, typer.Option(help="Retrain even if labels are unchanged.")] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Retrain the learned theme model from bundled labels plus confirmed / rejected tags."""
+    result = train_model(ready_engine(), force=force)
+    if json_:
+        print_json(result)
+    else:
+        console.print(result)

@@ -1,0 +1,192 @@
+"""``kb themes`` and ``kb tracker``: recurrence tables, the action tracker and its signals.
+
+The CLI is the local operator on their own database, so it acts as ``Principal.system()``;
+the same services behind the API apply the caller's visibility instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kb.cli.common import console, fail, print_json, ready_engine
+from kb.db import session_scope
+from kb.models import ReviewType
+from kb.services.access import Principal
+from kb.services.recurrence import export_recurrence, theme_recurrence, theme_year_matrix
+from kb.services.signals import signals
+from kb.services.tracker import list_actions
+from kb.services.tracker_io import TrackerImportError, export_tracker, import_tracker
+
+themes_app = typer.Typer(help="Theme recurrence across reviews and years.", no_args_is_help=True)
+tracker_app = typer.Typer(help="Actions, training and signals.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (a stable contract).")]
+TypeOpt = Annotated[ReviewType | None, typer.Option("--type", help="Only reviews of this type.")]
+PartnershipOpt = Annotated[str | None, typer.Option(help="Only this partnership's reviews.")]
+SinceOpt = Annotated[int | None, typer.Option(help="First year (inclusive).")]
+UntilOpt = Annotated[int | None, typer.Option(help="Last year (inclusive).")]
+ReportsOpt = Annotated[bool, typer.Option(help="Count annual reports as reviews too.")]
+
+
+def _filters(**kwargs: Any) -> dict[str, Any]:
+    return {"principal": Principal.system(), **kwargs}
+
+
+@themes_app.command("recurrence")
+def recurrence(
+    type_: TypeOpt = None,
+    partnership: PartnershipOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    include_reports: ReportsOpt = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the table (.csv or .xlsx).")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """In how many reviews each theme appears (N of M), most frequent first."""
+    with session_scope(ready_engine()) as session:
+        data = theme_recurrence(
+            session,
+            **_filters(
+                review_type=type_,
+                partnership=partnership,
+                since=since,
+                until=until,
+                include_reports=include_reports,
+            ),
+        )
+    _maybe_export(data, out)
+    if json_:
+        print_json(data)
+        return
+    table = Table("theme", "label", "reviews", "share", title=f"{data['total_reviews']} reviews")
+    for row in data["themes"]:
+        table.add_row(
+            row["id"],
+            row["label"],
+            f"{row['reviews']} / {data['total_reviews']}",
+            f"{row['share']:.0%}",
+        )
+    Console().print(table)
+
+
+def _maybe_export(data: dict[str, Any], out: Path | None) -> None:
+    if out is None:
+        return
+    try:
+        export_recurrence(data, out)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"written {out}")
+
+
+@themes_app.command("matrix")
+def matrix(
+    type_: TypeOpt = None,
+    partnership: PartnershipOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    include_reports: ReportsOpt = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the matrix (.csv or .xlsx).")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Reviews per theme per year."""
+    with session_scope(ready_engine()) as session:
+        data = theme_year_matrix(
+            session,
+            **_filters(
+                review_type=type_,
+                partnership=partnership,
+                since=since,
+                until=until,
+                include_reports=include_reports,
+            ),
+        )
+    _maybe_export(data, out)
+    if json_:
+        print_json(data)
+        return
+    table = Table("theme", *[str(y) for y in data["years"]])
+    for row in data["themes"]:
+        table.add_row(row["label"], *[str(c or "·") for c in row["counts"]])
+    table.add_row("[bold]reviews[/bold]", *[str(t) for t in data["totals"]])
+    Console().print(table)
+
+
+@tracker_app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="Tracker .xlsx, a CSV, or a folder of CSVs.")],
+    json_: JsonFlag = False,
+) -> None:
+    """Import (upsert by Ref) actions, training and sessions; all or nothing."""
+    if not path.exists():
+        raise fail(f"{path} does not exist")
+    try:
+        with session_scope(ready_engine()) as session:
+            counts = import_tracker(session, principal=Principal.system(), path=path)
+    except TrackerImportError as exc:
+        for problem in exc.problems:
+            console.print(f"  {problem}", highlight=False, markup=False)
+        raise fail(f"{len(exc.problems)} problem(s) in {path.name}; nothing was imported") from exc
+    if json_:
+        print_json(counts)
+        return
+    for name, done in counts.items():
+        console.print(f"{name}: {done['created']} created, {done['updated']} updated")
+
+
+@tracker_app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="Write to .xlsx, or .csv (plus sibling CSVs).")],
+) -> None:
+    """Export the tracker in the import layout (docs/TRACKER_FORMAT.md)."""
+    with session_scope(ready_engine()) as session:
+        written = export_tracker(session, principal=Principal.system(), path=path)
+    for file in written:
+        console.print(f"written {file}")
+
+
+@tracker_app.command("signals")
+def signals_(json_: JsonFlag = False) -> None:
+    """What needs attention: recurrence after action, déjà vu, rising themes, overdue, no impact."""
+    from kb.config import get_settings
+
+    threshold = get_settings().similarity_threshold
+    with session_scope(ready_engine()) as session:
+        found = signals(session, principal=Principal.system(), similarity_threshold=threshold)
+    if json_:
+        print_json(found)
+        return
+    table = Table("kind", "theme", "summary", show_lines=True)
+    for item in found:
+        table.add_row(item["kind"], item["theme"] or "", item["summary"])
+    Console().print(table)
+
+
+@tracker_app.command("actions")
+def actions(json_: JsonFlag = False) -> None:
+    """List tracked actions."""
+    with session_scope(ready_engine()) as session:
+        rows = [
+            a.model_dump(mode="json") for a in list_actions(session, principal=Principal.system())
+        ]
+    if json_:
+        print_json(rows)
+        return
+    table = Table("ref", "agency", "action", "due", "status", "completed", "impact", "themes")
+    for a in rows:
+        table.add_row(
+            a["ref"],
+            a["agency"] or "",
+            a["description"],
+            a["due_date"] or "",
+            a["status"],
+            a["completed_date"] or "",
+            a["impact_rating"] or "",
+            ", ".join(a["theme_ids"]),
+        )
+    Console().print(table)

@@ -1,0 +1,270 @@
+"""Search prior learning: hybrid BM25 + dense ranking under access control and filters.
+
+The database is the source of truth; the in-memory ``HybridIndex`` is a cache that loads
+lazily, catches up incrementally with passages added or removed since (a cheap fingerprint
+query tells), and can always be rebuilt. Access control and filters become an allow-set of
+passage ids computed in SQL *before* ranking, so a review the user may not see never
+contributes a hit, a snippet, a count or even a score.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, func, select
+
+from kb.models import (
+    AgeBand,
+    Partnership,
+    Passage,
+    Review,
+    ReviewStatus,
+    ReviewType,
+    TagStatus,
+    ThemeTag,
+)
+from kb.services.access import Principal, visible_reviews
+from kb.services.embedding import embedder_for, from_bytes, reembed_stale
+from kb.services.reviews import NotFound, get_review
+from nlp.embeddings import Embedder
+from nlp.ranking import HybridIndex, Mode
+from nlp.snippets import make_snippet
+
+
+@dataclass(slots=True)
+class SearchFilters:
+    """Restrictions applied before ranking. Several themes match passages tagged with any."""
+
+    themes: list[str] = field(default_factory=list)
+    review_type: ReviewType | None = None
+    partnership: str | None = None
+    since: int | None = None
+    until: int | None = None
+    section_kind: str | None = None
+    age_band: AgeBand | None = None
+    status: ReviewStatus | None = None
+
+
+@dataclass(slots=True)
+class SearchHit:
+    review_id: int
+    review_title: str
+    pseudonym: str
+    passage_id: int
+    section: str
+    section_kind: str
+    text: str
+    snippet: str
+    highlights: list[tuple[int, int]]
+    score: float
+    themes: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``kb search --json`` contract (extra fields are additive)."""
+        return asdict(self)
+
+
+class IndexCache:
+    """One ``HybridIndex`` per database, kept in step with the passages table."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._indexes: dict[str, tuple[HybridIndex, tuple[int, int, int], str]] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._indexes.clear()
+
+    def get(self, engine: Engine, embedder: Embedder) -> HybridIndex:
+        """The up-to-date index for ``engine``; embeds passages still lacking vectors first."""
+        key = engine.url.render_as_string(hide_password=False)
+        with self._lock:
+            cached = self._indexes.get(key)
+            with Session(engine) as session:
+                stale = _unembedded(session, embedder.model_id)
+            if stale:
+                reembed_stale(engine, embedder=embedder)
+            with Session(engine) as session:
+                fingerprint = _fingerprint(session, embedder.model_id)
+                if cached and cached[1] == fingerprint and cached[2] == embedder.model_id:
+                    return cached[0]
+                index = cached[0] if cached and cached[2] == embedder.model_id else HybridIndex()
+                _sync(session, index, embedder.model_id)
+            self._indexes[key] = (index, fingerprint, embedder.model_id)
+            return index
+
+
+INDEXES = IndexCache()
+
+
+def _unembedded(session: Session, model_id: str) -> int:
+    return session.exec(
+        select(func.count(col(Passage.id))).where(
+            col(Passage.embedding_model).is_distinct_from(model_id)
+        )
+    ).one()
+
+
+def _fingerprint(session: Session, model_id: str) -> tuple[int, int, int]:
+    """Changes whenever a passage with a current vector is added or removed."""
+    count, biggest, total = session.exec(
+        select(func.count(col(Passage.id)), func.max(Passage.id), func.sum(Passage.id)).where(
+            Passage.embedding_model == model_id
+        )
+    ).one()
+    return int(count or 0), int(biggest or 0), int(total or 0)
+
+
+def _sync(session: Session, index: HybridIndex, model_id: str, chunk: int = 2000) -> None:
+    """Bring ``index`` in line with the database: add new passages, drop deleted ones."""
+    db_ids = set(session.exec(select(Passage.id).where(Passage.embedding_model == model_id)).all())
+    have = set(index.ids().tolist())
+    gone = have - db_ids
+    if gone:
+        index.remove(gone)
+    missing = sorted(db_ids - have)
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        rows = session.exec(
+            select(Passage.id, Passage.text, Passage.embedding).where(col(Passage.id).in_(part))
+        ).all()
+        vectors = np.vstack([from_bytes(blob) for _, _, blob in rows])
+        index.add([pid for pid, _, _ in rows], [text for _, text, _ in rows], vectors)
+
+
+def allowed_passages(
+    session: Session, *, principal: Principal, filters: SearchFilters
+) -> np.ndarray:
+    """Ids of passages the principal may see that pass the filters (access control first)."""
+    query = (
+        select(Passage.id)
+        .join(Review, col(Review.id) == Passage.review_id)
+        .where(visible_reviews(principal))
+    )
+    if filters.review_type:
+        query = query.where(Review.type == filters.review_type)
+    if filters.partnership:
+        query = query.join(Partnership, col(Partnership.id) == Review.partnership_id).where(
+            func.lower(Partnership.name) == filters.partnership.lower()
+        )
+    if filters.since is not None:
+        query = query.where(col(Review.year) >= filters.since)
+    if filters.until is not None:
+        query = query.where(col(Review.year) <= filters.until)
+    if filters.section_kind:
+        query = query.where(Passage.section_kind == filters.section_kind)
+    if filters.age_band:
+        query = query.where(Review.age_band == filters.age_band)
+    if filters.status:
+        query = query.where(Review.status == filters.status)
+    if filters.themes:
+        tagged = select(ThemeTag.passage_id).where(
+            col(ThemeTag.theme_id).in_(filters.themes), ThemeTag.status != TagStatus.REJECTED
+        )
+        query = query.where(col(Passage.id).in_(tagged))
+    return np.fromiter(session.exec(query).all(), dtype=np.int64)
+
+
+def search(
+    session: Session,
+    *,
+    principal: Principal,
+    query: str,
+    filters: SearchFilters | None = None,
+    top_k: int = 10,
+    mode: Mode = "hybrid",
+    embedder: Embedder | None = None,
+) -> list[SearchHit]:
+    """Best passages for ``query`` (a few words or a pasted paragraph), best first."""
+    query = query.strip()
+    if not query:
+        return []
+    embedder = embedder or embedder_for()
+    index = INDEXES.get(session.get_bind(), embedder)  # type: ignore[arg-type]
+    allowed = allowed_passages(session, principal=principal, filters=filters or SearchFilters())
+    query_vec = embedder.encode([query])[0] if mode != "bm25" else None
+    hits = index.search(query, query_vec, allowed=allowed, top_k=top_k, mode=mode)
+    return _hydrate(session, [(h.passage_id, h.score) for h in hits], query)
+
+
+def more_like_this(
+    session: Session,
+    *,
+    principal: Principal,
+    passage_id: int,
+    filters: SearchFilters | None = None,
+    top_k: int = 10,
+    embedder: Embedder | None = None,
+) -> list[SearchHit]:
+    """Passages most like a given one, among those the principal may see."""
+    passage = session.get(Passage, passage_id)
+    if passage is None:
+        raise NotFound(f"passage {passage_id} not found")
+    get_review(session, principal=principal, review_id=passage.review_id)
+    embedder = embedder or embedder_for()
+    index = INDEXES.get(session.get_bind(), embedder)  # type: ignore[arg-type]
+    allowed = allowed_passages(session, principal=principal, filters=filters or SearchFilters())
+    hits = index.more_like_this(passage_id, allowed=allowed, top_k=top_k)
+    return _hydrate(session, [(h.passage_id, h.score) for h in hits], passage.text[:300])
+
+
+def _hydrate(session: Session, scored: Sequence[tuple[int, float]], query: str) -> list[SearchHit]:
+    """Turn ranked ids into hits with review, section, snippet and themes (3 queries)."""
+    ids = [pid for pid, _ in scored]
+    if not ids:
+        return []
+    rows = session.exec(
+        select(Passage, Review)
+        .join(Review, col(Review.id) == Passage.review_id)
+        .where(col(Passage.id).in_(ids))
+    ).all()
+    by_id = {p.id: (p, r) for p, r in rows}
+    themes: dict[int, list[str]] = {}
+    for pid, theme_id in session.exec(
+        select(ThemeTag.passage_id, ThemeTag.theme_id)
+        .where(col(ThemeTag.passage_id).in_(ids), ThemeTag.status != TagStatus.REJECTED)
+        .order_by(col(ThemeTag.confidence).desc())
+    ).all():
+        themes.setdefault(pid, []).append(theme_id)
+    hits = []
+    for pid, score in scored:
+        passage, review = by_id[pid]
+        snippet = make_snippet(passage.text, query)
+        hits.append(
+            SearchHit(
+                review_id=review.id,  # type: ignore[arg-type]
+                review_title=review.title or review.pseudonym,
+                pseudonym=review.pseudonym,
+                passage_id=pid,
+                section=passage.section_title,
+                section_kind=passage.section_kind,
+                text=passage.text,
+                snippet=snippet.text,
+                highlights=list(snippet.highlights),
+                score=round(float(score), 6),
+                themes=themes.get(pid, []),
+            )
+        )
+    return hits
+
+
+def group_by_review(hits: Sequence[SearchHit]) -> list[dict[str, Any]]:
+    """Hits grouped under their review, reviews in the order of their best hit."""
+    groups: dict[int, dict[str, Any]] = {}
+    for hit in hits:
+        group = groups.setdefault(
+            hit.review_id,
+            {
+                "review_id": hit.review_id,
+                "review_title": hit.review_title,
+                "pseudonym": hit.pseudonym,
+                "hits": [],
+            },
+        )
+        group["hits"].append(hit)
+    return list(groups.values())
