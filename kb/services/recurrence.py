@@ -1,0 +1,202 @@
+"""Theme recurrence: in how many reviews does each theme appear, overall and year by year.
+
+This is the scrutineer's table ("information sharing in 13 of 13 reviews"). A review has a
+theme when any of its passages carries a tag of it that a person has not rejected; suggested
+tags count, so the table is useful before anyone has reviewed every tag. Annual reports are
+left out by default because their case summaries are counted as reviews of their own, and the
+report itself would count every theme a second time.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, col, select
+
+from kb.models import Partnership, Review, ReviewType, TagStatus, ThemeTag
+from kb.services.access import Principal, visible_reviews
+from kb.services.tracker import theme_labels
+
+
+def review_filter(
+    principal: Principal,
+    *,
+    review_type: ReviewType | str | None = None,
+    partnership: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    include_reports: bool = False,
+) -> list[ColumnElement[bool]]:
+    """Conditions on ``Review`` (joined to Partnership) shared by the table and the matrix."""
+    conditions = [visible_reviews(principal)]
+    if review_type is not None:
+        conditions.append(col(Review.type) == ReviewType(review_type))
+    elif not include_reports:
+        conditions.append(col(Review.type) != ReviewType.ANNUAL_REPORT)
+    if partnership:
+        conditions.append(func.lower(Partnership.name) == partnership.strip().lower())
+    if since is not None:
+        conditions.append(col(Review.year) >= since)
+    if until is not None:
+        conditions.append(col(Review.year) <= until)
+    return conditions
+
+
+def _reviews(session: Session, conditions: list[ColumnElement[bool]]) -> dict[int, int | None]:
+    """Review id → year of every review the conditions select."""
+    rows = session.exec(
+        select(Review.id, Review.year)
+        .join(Partnership, col(Review.partnership_id) == Partnership.id, isouter=True)
+        .where(*conditions)
+    ).all()
+    return {rid: year for rid, year in rows}
+
+
+def reviews_by_theme(session: Session, review_ids: list[int]) -> dict[str, set[int]]:
+    """Theme id → reviews having at least one non-rejected tag of it."""
+    rows = session.exec(
+        select(ThemeTag.theme_id, ThemeTag.review_id)
+        .where(col(ThemeTag.review_id).in_(review_ids), ThemeTag.status != TagStatus.REJECTED)
+        .distinct()
+    ).all()
+    themes: dict[str, set[int]] = defaultdict(set)
+    for theme_id, review_id in rows:
+        themes[theme_id].add(review_id)
+    return themes
+
+
+def review_themes(
+    session: Session, *, principal: Principal, include_reports: bool = False
+) -> tuple[dict[int, int | None], dict[str, set[int]]]:
+    """The visible reviews (id → year) and, per theme, the reviews having it: the raw material
+    signals share with the table."""
+    reviews = _reviews(session, review_filter(principal, include_reports=include_reports))
+    return reviews, reviews_by_theme(session, list(reviews))
+
+
+def theme_recurrence(
+    session: Session,
+    *,
+    principal: Principal,
+    review_type: ReviewType | str | None = None,
+    partnership: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    include_reports: bool = False,
+) -> dict[str, Any]:
+    """``{"total_reviews": M, "themes": [{id, label, reviews: N, share, review_ids}]}``, most
+    frequent first (ties by id); ``share`` is N / M rounded to 4 places."""
+    conditions = review_filter(
+        principal,
+        review_type=review_type,
+        partnership=partnership,
+        since=since,
+        until=until,
+        include_reports=include_reports,
+    )
+    reviews = _reviews(session, conditions)
+    themes = reviews_by_theme(session, list(reviews))
+    labels = theme_labels()
+    total = len(reviews)
+    rows = [
+        {
+            "id": theme_id,
+            "label": labels.get(theme_id, theme_id),
+            "reviews": len(ids),
+            "share": round(len(ids) / total, 4) if total else 0.0,
+            "review_ids": sorted(ids),
+        }
+        for theme_id, ids in themes.items()
+    ]
+    rows.sort(key=lambda row: (-row["reviews"], row["id"]))
+    return {"total_reviews": total, "themes": rows}
+
+
+def theme_year_matrix(
+    session: Session,
+    *,
+    principal: Principal,
+    review_type: ReviewType | str | None = None,
+    partnership: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    include_reports: bool = False,
+) -> dict[str, Any]:
+    """Reviews per theme per year: ``{"years", "totals", "themes": [{id, label, counts}]}``.
+
+    Years run without gaps from the first to the last year with a dated review, so a chart
+    shows quiet years as zeros; ``totals`` (reviews per year) lets a reader turn counts into
+    shares. Reviews without a year are left out.
+    """
+    conditions = review_filter(
+        principal,
+        review_type=review_type,
+        partnership=partnership,
+        since=since,
+        until=until,
+        include_reports=include_reports,
+    )
+    reviews = {rid: y for rid, y in _reviews(session, conditions).items() if y is not None}
+    if not reviews:
+        return {"years": [], "totals": [], "themes": []}
+    years = list(range(min(reviews.values()), max(reviews.values()) + 1))
+    index = {year: i for i, year in enumerate(years)}
+    totals = [0] * len(years)
+    for year in reviews.values():
+        totals[index[year]] += 1
+    labels = theme_labels()
+    rows = []
+    for theme_id, ids in reviews_by_theme(session, list(reviews)).items():
+        counts = [0] * len(years)
+        for rid in ids:
+            counts[index[reviews[rid]]] += 1  # type: ignore[index]
+        rows.append({"id": theme_id, "label": labels.get(theme_id, theme_id), "counts": counts})
+    rows.sort(key=lambda row: (-sum(row["counts"]), row["id"]))
+    return {"years": years, "totals": totals, "themes": rows}
+
+
+def recurrence_rows(data: dict[str, Any]) -> list[list[Any]]:
+    """The table or the matrix as spreadsheet rows, header first."""
+    if "years" in data:
+        header = ["Theme", "Label", *[str(y) for y in data["years"]]]
+        body = [[t["id"], t["label"], *t["counts"]] for t in data["themes"]]
+        return [header, *body, ["", "Reviews", *data.get("totals", [])]]
+    header = ["Theme", "Label", "Reviews", "Of", "Share", "Review ids"]
+    total = data["total_reviews"]
+    return [header] + [
+        [t["id"], t["label"], t["reviews"], total, t["share"], "; ".join(map(str, t["review_ids"]))]
+        for t in data["themes"]
+    ]
+
+
+def export_recurrence(data: dict[str, Any], path: Path) -> Path:
+    """Write the table (or matrix) to CSV or XLSX, chosen by ``path``'s suffix."""
+    rows = recurrence_rows(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".xlsx":
+        workbook = Workbook()
+        sheet = workbook.active
+        sheet.title = "Matrix" if "years" in data else "Recurrence"  # type: ignore[union-attr]
+        for row in rows:
+            sheet.append(row)  # type: ignore[union-attr]
+        for cell in sheet[1]:  # type: ignore[index]
+            cell.font = Font(bold=True)
+        workbook.save(path)
+    elif path.suffix.lower() == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows(rows)
+    else:
+        raise ValueError(f"cannot export to {path.name}: use .csv or .xlsx")
+    return path
+
+
+def reference_date(review: Review) -> date | None:
+    """When a review's events happened: incident date, else review date, else publication."""
+    return review.incident_date or review.review_date or review.publication_date
