@@ -1,0 +1,145 @@
+"""The application: JSON API under /api, HTML pages at /, static files at /static.
+
+One app rather than two so that pages and API share the session cookie, the CSRF rule, the
+security headers and the error shapes. Middleware, outermost first: security headers (so even
+refusals carry them) → request size limit → signed session → CSRF check → routes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from api.deps import LoginRequired
+from api.routes import api_router
+from kb.config import Settings, get_settings
+from kb.db import get_engine
+from kb.services import errors, tagging
+from kb.services.reviews import NotFound
+from kb.services.uploads import MAX_FILES, UploadError, UploadForbidden, UploadTooLarge
+from kb.services.users import UserError
+from web.rendering import error_page, login_redirect
+from web.routes import web_router
+from web.security import (
+    SECURE_SESSION_COOKIE,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    BodySizeLimitMiddleware,
+    CSRFMiddleware,
+    LoginRateLimiter,
+    SecurityHeadersMiddleware,
+    load_secret_key,
+)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+CONFLICTS = tuple({errors.Conflict, tagging.Conflict})
+
+
+def create_app(settings: Settings | None = None, *, secure_cookies: bool = False) -> FastAPI:
+    """Build the app for ``settings`` (default: the KB_* environment).
+
+    ``secure_cookies`` (turn it on whenever the app is served over HTTPS) marks the session cookie
+    Secure with the ``__Host-`` prefix and sends HSTS.
+    """
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Safeguarding learning knowledge base",
+        version="0.1.0",
+        description=(
+            "Reviews, theme tags and documents. Authenticate with the web session cookie "
+            "(send the X-CSRF-Token header from GET /api/me on writes) or with HTTP Basic."
+        ),
+        openapi_url=None,  # served by api/routes/schema.py, behind login
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = get_engine(settings.resolved_database_url)
+    app.state.secret_key = load_secret_key(settings)
+    app.state.login_limiter = LoginRateLimiter()
+
+    app.include_router(api_router)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # add_middleware wraps: the last added is the outermost.
+    cookie = SECURE_SESSION_COOKIE if secure_cookies else SESSION_COOKIE
+    app.add_middleware(CSRFMiddleware, cookie_name=cookie)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=app.state.secret_key,
+        session_cookie=cookie,
+        max_age=SESSION_MAX_AGE,
+        same_site="lax",
+        https_only=secure_cookies,
+    )
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_file_mb * 1_000_000 * MAX_FILES + 1_000_000
+    )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=secure_cookies)
+    _error_handlers(app)
+    return app
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path == "/api" or request.url.path.startswith("/api/")
+
+
+def _error(request: Request, status_code: int, message: str, **extra: object) -> Response:
+    """{"detail": message} for the API, the error page for the web."""
+    if _is_api(request):
+        return JSONResponse({"detail": message, **extra}, status_code=status_code)
+    return error_page(request, status_code, message)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        response = _error(request, exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        )
+        if _is_api(request):
+            errs = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
+            return _error(request, 422, f"invalid request: {problems}", errors=errs)
+        return _error(request, 422, f"Invalid request: {problems}")
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return login_redirect(request)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return _error(request, 404, str(exc))
+
+    async def conflict(request: Request, exc: Exception) -> Response:
+        return _error(request, 409, str(exc))
+
+    for cls in CONFLICTS:
+        app.add_exception_handler(cls, conflict)
+
+    @app.exception_handler(UploadTooLarge)
+    async def too_large(request: Request, exc: UploadTooLarge) -> Response:
+        return _error(request, 413, str(exc))
+
+    @app.exception_handler(UploadForbidden)
+    async def forbidden(request: Request, exc: UploadForbidden) -> Response:
+        return _error(request, 403, str(exc))
+
+    @app.exception_handler(UploadError)
+    @app.exception_handler(UserError)
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return _error(request, 400, str(exc))

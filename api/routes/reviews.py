@@ -1,0 +1,124 @@
+"""Reviews: the list, one review with its passages, and its theme tags.
+
+Each endpoint is a thin wrapper over a *data function* (``reviews_page``, ``review_data``,
+``tags_data``) that the web pages call too: one service call, rendered as JSON here and as HTML
+in web/routes.py (datasette style). Hidden reviews raise NotFound, which the app turns into 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from api.deps import CurrentPrincipal, SessionDep
+from kb.models import ThemeTagPublic
+from kb.services import audit
+from kb.services.access import Principal
+from kb.services.reviews import get_review, list_reviews, review_detail, review_summary
+from kb.services.tagging import review_tags
+
+router = APIRouter(tags=["reviews"])
+
+MAX_LIMIT = 200
+
+
+class ReviewSummary(BaseModel):
+    id: int
+    type: str
+    pseudonym: str
+    title: str | None
+    partnership: str | None
+    year: int | None
+    status: str
+    age_band: str | None
+    document_id: int
+    passages: int
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewSummary]
+    total: int
+    offset: int
+    limit: int
+
+
+class PassageOut(BaseModel):
+    id: int
+    text: str
+    start: int
+    end: int
+
+
+class SectionOut(BaseModel):
+    title: str
+    kind: str
+    passages: list[PassageOut]
+
+
+class ReviewDetail(ReviewSummary):
+    sections: list[SectionOut]
+
+
+# --------------------------------------------------------------------------- data functions
+
+
+def reviews_page(session: Session, principal: Principal, *, offset: int, limit: int) -> ReviewPage:
+    """One page of the reviews ``principal`` may see, with the total they may see."""
+    # list_reviews has no count yet; visible reviews number in the hundreds, so slicing the
+    # full (already access-filtered) list is cheap and keeps counts consistent with the items.
+    everything = list_reviews(session, principal=principal)
+    items = [ReviewSummary(**review_summary(r)) for r in everything[offset : offset + limit]]
+    return ReviewPage(items=items, total=len(everything), offset=offset, limit=limit)
+
+
+def review_data(
+    session: Session, principal: Principal, review_id: int, *, audit_via: str | None
+) -> dict[str, Any]:
+    """review_detail, audited when the review is unpublished or embargoed."""
+    detail = review_detail(session, principal=principal, review_id=review_id)
+    if audit_via:
+        audit.record_review_view(session, principal=principal, review=detail, via=audit_via)
+    return detail
+
+
+def tags_data(
+    session: Session, principal: Principal, review_id: int, *, audit_via: str | None
+) -> list[ThemeTagPublic]:
+    """review_tags; the evidence quotes the review, so reading it is audited like a view."""
+    tags = review_tags(session, principal=principal, review_id=review_id)
+    if audit_via:
+        review = get_review(session, principal=principal, review_id=review_id)
+        summary = {"id": review.id, "status": review.status}
+        audit.record_review_view(session, principal=principal, review=summary, via=audit_via)
+    return tags
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@router.get("/reviews")
+def read_reviews(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> ReviewPage:
+    """Reviews you may see, oldest first."""
+    return reviews_page(session, principal, offset=offset, limit=limit)
+
+
+@router.get("/reviews/{review_id}", responses={404: {"description": "No such review for you"}})
+def read_review(session: SessionDep, principal: CurrentPrincipal, review_id: int) -> ReviewDetail:
+    """One review with its sections and passages (viewing a restricted one is audited)."""
+    return ReviewDetail(**review_data(session, principal, review_id, audit_via="api"))
+
+
+@router.get("/reviews/{review_id}/tags", responses={404: {"description": "No such review for you"}})
+def read_review_tags(
+    session: SessionDep, principal: CurrentPrincipal, review_id: int
+) -> list[ThemeTagPublic]:
+    """Every theme tag on the review's passages, with evidence offsets and decision state."""
+    return tags_data(session, principal, review_id, audit_via="api-tags")

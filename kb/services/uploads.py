@@ -1,0 +1,207 @@
+"""Documents uploaded through the web or the API: stored safely, ingested, audited.
+
+Why a service of its own: the API route and the web upload page must behave identically, and the
+dangerous part (a client-chosen file name becoming a path on our disk) belongs in one audited
+place. Why the files are deleted after ingest: the text is in the database by then, and stray
+copies of unpublished reviews in a folder are exactly the leak partnerships fear.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from kb.config import Settings
+from kb.db import session_scope
+from kb.models import ReviewStatus, Role
+from kb.services import audit
+from kb.services.access import Principal
+from kb.services.users import partnership_name
+
+MAX_FILES = 20
+CHUNK = 1024 * 1024
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+class UploadError(ValueError):
+    """The upload as a whole is refused (nothing was ingested)."""
+
+
+class UploadTooLarge(UploadError):
+    """A file is bigger than KB_MAX_FILE_MB."""
+
+
+class UploadForbidden(PermissionError):
+    """Only panel members and admins may add documents."""
+
+
+@dataclass(slots=True)
+class StoredFile:
+    original: str
+    name: str
+    path: Path
+
+
+@dataclass(slots=True)
+class UploadBatch:
+    """Files written into one private temporary folder under KB_HOME/uploads."""
+
+    folder: Path
+    files: list[StoredFile] = field(default_factory=list)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def safe_filename(name: str | None) -> str:
+    """A bare file name safe to create in our own folder, keeping the extension readable.
+
+    Directory parts (either slash), drive letters, control and non-ASCII characters, leading dots
+    and over-long names are all removed: "../../etc/passwd.md" becomes "passwd.md".
+    """
+    raw = (name or "").replace("\\", "/")
+    base = PurePosixPath(raw).name
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    base = _UNSAFE.sub("_", base).strip(" .")
+    base = base.lstrip(".-_ ")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem, suffix = stem[:100], suffix[:10].lower()
+    if not stem:
+        stem = "upload"
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def check_uploader(principal: Principal) -> None:
+    if principal.role not in (Role.PANEL, Role.ADMIN):
+        raise UploadForbidden("only panel members and admins may upload documents")
+
+
+def store_uploads(
+    files: Iterable[tuple[str | None, BinaryIO]], *, settings: Settings
+) -> UploadBatch:
+    """Copy uploaded streams into a fresh 0700 folder; UploadTooLarge if one exceeds the limit."""
+    files = list(files)
+    if not files:
+        raise UploadError("no files were uploaded")
+    if len(files) > MAX_FILES:
+        raise UploadError(f"at most {MAX_FILES} files per upload")
+    root = settings.home / "uploads"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = Path(tempfile.mkdtemp(prefix="batch-", dir=root)).resolve()
+    batch = UploadBatch(folder=folder)
+    max_bytes = settings.max_file_mb * 1_000_000
+    try:
+        for original, stream in files:
+            name = _unique(safe_filename(original), {f.name for f in batch.files})
+            target = folder / name
+            if target.resolve().parent != folder:  # belt and braces: never outside the folder
+                raise UploadError("unsafe file name")
+            _copy_limited(stream, target, max_bytes, name)
+            batch.files.append(StoredFile(original=original or "", name=name, path=target))
+    except BaseException:
+        batch.cleanup()
+        raise
+    return batch
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    stem, suffix = (stem, f".{suffix}") if dot else (name, "")
+    n = 2
+    while f"{stem}-{n}{suffix}" in taken:
+        n += 1
+    return f"{stem}-{n}{suffix}"
+
+
+def _copy_limited(stream: BinaryIO, target: Path, max_bytes: int, name: str) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(target, flags, 0o600)
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        while chunk := stream.read(CHUNK):
+            written += len(chunk)
+            if written > max_bytes:
+                raise UploadTooLarge(f"{name} is larger than {max_bytes // 1_000_000} MB")
+            out.write(chunk)
+
+
+def ingest_upload(
+    engine: Engine,
+    *,
+    principal: Principal,
+    batch: UploadBatch,
+    settings: Settings,
+    partnership: str | None = None,
+    status: ReviewStatus | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Ingest a stored batch (tagging as ``kb ingest`` does) and report per file.
+
+    A panel member's uploads always belong to their own partnership, so they can see what they
+    uploaded and nobody else's panel can. Results name files by their safe names, never by
+    server paths, and say "already ingested" without the id of a document that may be hidden.
+    """
+    check_uploader(principal)
+    # Imported here: ingest and analysis pull in spaCy and the embedding model, which pages
+    # that never upload should not pay for at start-up.
+    from kb.services.analysis import passage_hook
+    from kb.services.ingest import IngestOptions, ingest_paths
+
+    if principal.role == Role.PANEL:
+        with Session(engine) as session:
+            partnership = partnership_name(session, principal.partnership_id)
+    options = IngestOptions(partnership=partnership or None, status=status)
+    try:
+        report = ingest_paths(
+            engine=engine,
+            paths=[f.path for f in batch.files],
+            options=options,
+            on_passages=passage_hook(settings),
+        )
+    finally:
+        batch.cleanup()
+    by_path = {str(f.path): f for f in batch.files}
+    result: dict[str, list[dict[str, Any]]] = {"ingested": [], "skipped": [], "failed": []}
+    for item in report.ingested:
+        stored = by_path.get(item["path"])
+        result["ingested"].append(
+            {**_names(stored), "document_id": item["document_id"], "reviews": item["reviews"]}
+        )
+    for item in report.skipped:
+        reason = item["reason"]
+        if reason.startswith("already ingested"):
+            reason = "already ingested"
+        result["skipped"].append({**_names(by_path.get(item["path"])), "reason": reason})
+    for item in report.failed:
+        error = item["error"].replace(str(batch.folder), "")
+        result["failed"].append({**_names(by_path.get(item["path"])), "error": error})
+    with session_scope(engine) as session:
+        for item in result["ingested"]:
+            audit.record(
+                session,
+                principal=principal,
+                action="document.upload",
+                object_type="document",
+                object_id=item["document_id"],
+                detail={"reviews": item["reviews"]},
+            )
+    return result
+
+
+def _names(stored: StoredFile | None) -> dict[str, str]:
+    if stored is None:
+        return {"path": "?", "original": "?"}
+    return {"path": stored.name, "original": stored.original}

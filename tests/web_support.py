@@ -1,0 +1,214 @@
+"""Shared helpers for the web / API / security tests: a small fictional world, logging in.
+
+The world has two partnerships, a published review (with a ``<script>`` in its text) and an
+embargoed review whose text, pseudonym and title carry the marker word ``Zebraquill``: a role
+that may not see the embargoed review must never receive that word, whatever the route.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from kb.models import (
+    Document,
+    Partnership,
+    Passage,
+    Review,
+    ReviewStatus,
+    ReviewType,
+    Role,
+    ThemeTag,
+)
+from kb.services.users import create_user
+
+MARKER = "Zebraquill"
+SEARCH_WORD = "kestrelmoss"
+PASSWORD = "correct horse battery"
+USERS = {
+    "viewer": (Role.VIEWER, "Fernhill"),
+    "panel-a": (Role.PANEL, "Fernhill"),
+    "panel-b": (Role.PANEL, "Oakvale"),
+    "admin": (Role.ADMIN, None),
+}
+SEES_EMBARGOED = {"panel-a": True, "admin": True, "viewer": False, "panel-b": False}
+
+PUBLISHED_TEXT = (
+    "Background\n\n"
+    "Child P was a 5-month-old baby. The note said <script>alert('pwned')</script> & more.\n\n"
+    "Findings\n\n"
+    "Information was not shared between the midwife and the health visitor.\n"
+)
+EMBARGOED_TEXT = (
+    "Background\n\n"
+    f"Child {MARKER} lived with her mother. {SEARCH_WORD} {MARKER} appeared in the record.\n\n"
+    "Findings\n\n"
+    f"Domestic abuse by the mother's partner was not explored ({MARKER}).\n"
+)
+
+
+@dataclass
+class World:
+    published_review: int
+    published_passages: list[int]
+    published_tags: list[int]
+    hidden_review: int
+    hidden_document: int
+    hidden_passages: list[int]
+    hidden_tags: list[int]
+    hidden_theme: str
+
+
+def _passages(text: str) -> list[tuple[str, str, int, int]]:
+    """(section title, passage text, start, end) for every non-heading paragraph."""
+    out = []
+    section = ""
+    for match in re.finditer(r"[^\n]+", text):
+        line = match.group(0)
+        if line in ("Background", "Findings"):
+            section = line
+            continue
+        out.append((section, line, match.start(), match.end()))
+    return out
+
+
+def _add_review(
+    session: Session,
+    *,
+    text: str,
+    pseudonym: str,
+    title: str,
+    status: ReviewStatus,
+    partnership: Partnership,
+    sha: str,
+    evidence_words: dict[str, str],
+) -> tuple[Review, Document, list[Passage], list[ThemeTag]]:
+    document = Document(
+        source_name=f"{sha}.md", format="markdown", sha256=sha * 8, text=text, title=title
+    )
+    session.add(document)
+    session.flush()
+    review = Review(
+        document_id=document.id,
+        partnership_id=partnership.id,
+        type=ReviewType.LCSPR,
+        pseudonym=pseudonym,
+        title=title,
+        status=status,
+        year=2023,
+        end=len(text),
+    )
+    session.add(review)
+    session.flush()
+    passages, tags = [], []
+    for order, (section, body, start, end) in enumerate(_passages(text)):
+        assert text[start:end] == body
+        passage = Passage(
+            review_id=review.id,
+            document_id=document.id,
+            section_title=section,
+            section_kind=section.lower(),
+            text=body,
+            order=order,
+            start=start,
+            end=end,
+        )
+        session.add(passage)
+        session.flush()
+        passages.append(passage)
+        for theme_id, word in evidence_words.items():
+            at = body.find(word)
+            if at < 0:
+                continue
+            tag = ThemeTag(
+                passage_id=passage.id,
+                review_id=review.id,
+                theme_id=theme_id,
+                method="rules",
+                confidence=0.8,
+                evidence=[
+                    {
+                        "text": word,
+                        "start": start + at,
+                        "end": start + at + len(word),
+                        "passage_start": at,
+                        "passage_end": at + len(word),
+                    }
+                ],
+            )
+            session.add(tag)
+            session.flush()
+            tags.append(tag)
+    return review, document, passages, tags
+
+
+def build_world(engine: Engine) -> World:
+    with Session(engine, expire_on_commit=False) as session:
+        fernhill, oakvale = Partnership(name="Fernhill"), Partnership(name="Oakvale")
+        session.add_all([fernhill, oakvale])
+        session.flush()
+        pub, _, pub_passages, pub_tags = _add_review(
+            session,
+            text=PUBLISHED_TEXT,
+            pseudonym="Child P",
+            title="Child P: a published review",
+            status=ReviewStatus.PUBLISHED,
+            partnership=fernhill,
+            sha="a",
+            evidence_words={"under-1s": "5-month-old baby", "information-sharing": "not shared"},
+        )
+        hid, hid_doc, hid_passages, hid_tags = _add_review(
+            session,
+            text=EMBARGOED_TEXT,
+            pseudonym=f"Child {MARKER}",
+            title=f"{MARKER} embargoed review",
+            status=ReviewStatus.EMBARGOED,
+            partnership=fernhill,
+            sha="b",
+            evidence_words={"domestic-abuse": "Domestic abuse", "hidden-men": MARKER},
+        )
+        for username, (role, partnership) in USERS.items():
+            create_user(
+                session, username=username, password=PASSWORD, role=role, partnership=partnership
+            )
+        session.commit()
+        return World(
+            published_review=pub.id,
+            published_passages=[p.id for p in pub_passages],
+            published_tags=[t.id for t in pub_tags],
+            hidden_review=hid.id,
+            hidden_document=hid_doc.id,
+            hidden_passages=[p.id for p in hid_passages],
+            hidden_tags=[t.id for t in hid_tags],
+            hidden_theme="domestic-abuse",
+        )
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> TestClient:
+    """Log in through the real form; the client keeps the session cookie."""
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def api_csrf(client: TestClient) -> dict[str, str]:
+    """The X-CSRF-Token header for this client's session (from GET /api/me)."""
+    return {"X-CSRF-Token": client.get("/api/me").json()["csrf_token"]}

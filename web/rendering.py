@@ -1,0 +1,109 @@
+"""Rendering shared by every page: templates (autoescaped), navigation, CSRF field, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.routing import NoMatchFound
+
+from web.security import csrf_token
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+)
+
+ACRONYMS = {"scr", "lcspr", "sar", "dhr"}
+
+
+def enum_label(value: object) -> str:
+    """Readable enum values in pages: lcspr → LCSPR, rapid_review → Rapid review."""
+    text = str(getattr(value, "value", value) or "")
+    return text.upper() if text in ACRONYMS else text.replace("_", " ").capitalize()
+
+
+templates.env.filters["label"] = enum_label
+
+# (label, route name). Links whose route does not exist yet are shown greyed out.
+NAV = [
+    ("Search", "search_page"),
+    ("Reviews", "reviews_page"),
+    ("Themes", "themes_page"),
+    ("Tracker", "tracker_page"),
+    ("Briefings", "briefings_page"),
+    ("Upload", "upload_page"),
+]
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page with what base.html needs (navigation, the user, the CSRF field).
+
+    The user is the principal the request's ``WebPrincipal`` dependency resolved (None on the
+    login page), so pages never pass it themselves.
+    """
+    token = csrf_token(request)
+    base = {
+        "principal": getattr(request.state, "principal", None),
+        "nav": _nav(request),
+        "csrf_token": token,
+        "csrf_field": lambda: Markup('<input type="hidden" name="csrf_token" value="{}">').format(
+            token
+        ),
+    }
+    return templates.TemplateResponse(
+        request, template, {**base, **(context or {})}, status_code=status_code
+    )
+
+
+def _nav(request: Request) -> list[dict[str, Any]]:
+    items = []
+    for label, name in NAV:
+        try:
+            href: str | None = request.app.url_path_for(name)
+        except NoMatchFound:
+            href = None
+        items.append({"label": label, "href": href, "current": href == request.url.path})
+    return items
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths: "//evil.example" and "/\\evil" would leave the site."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/reviews"
+    return target
+
+
+def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    """The HTML twin of the API's {"detail": ...} errors."""
+    return render(
+        request,
+        "error.html",
+        {"status": status_code, "message": message},
+        status_code=status_code,
+    )
+
+
+def login_redirect(request: Request) -> Response:
+    """To the login page, coming back here afterwards (or to the reviews after a form post)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = "/reviews"
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
