@@ -19,6 +19,7 @@ import resource
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -83,19 +84,21 @@ def write_pdf(path: Path, rng: random.Random, pages: int = 10) -> None:
     """A ten-page fictional review with headings, paragraphs and numbered lists."""
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(False)
-    pdf.set_creation_date(None)  # type: ignore[arg-type]
+    pdf.set_creation_date(datetime(2020, 1, 1, tzinfo=UTC))  # identical bytes for a seed
     for page in range(pages):
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 13)
-        pdf.multi_cell(0, 7, f"{page + 1}. {HEADINGS[page % len(HEADINGS)]}")
+        pdf.multi_cell(
+            0, 7, f"{page + 1}. {HEADINGS[page % len(HEADINGS)]}", new_x="LMARGIN", new_y="NEXT"
+        )
         pdf.set_font("Helvetica", size=10)
         for block in range(5):
             if block == 3:
                 for n in range(1, 4):
-                    pdf.multi_cell(0, 5, f"{n}. {_sentence(rng)}")
+                    pdf.multi_cell(0, 5, f"{n}. {_sentence(rng)}", new_x="LMARGIN", new_y="NEXT")
             else:
                 text = " ".join(_sentence(rng) for _ in range(rng.randint(3, 5)))
-                pdf.multi_cell(0, 5, text)
+                pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
             pdf.ln(3)
     pdf.output(str(path))
 

@@ -1,10 +1,11 @@
 """Dev-only benchmark for theme tagging (not part of the package or the test suite).
 
 (a) If the shared gold set exists, print per-theme P/R/F1 for the rules alone.
-(b) Measure Tagger.tag_many throughput (rules only) against spaCy tokenisation alone through
-    nlp.pipe on the same texts, in the same process, and print the ratio.
+(b) Measure Tagger.tag_many throughput (rules only, then rules + the tf-idf model) against
+    spaCy tokenisation alone through nlp.pipe on the same texts, in the same process, and
+    print the ratios.
 
-    .venv/bin/python benchmarks/tagging.py [--gold PATH] [--n 3000]
+    .venv/bin/python benchmarks/tagging.py [--gold PATH] [--n 3000] [--no-model]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nlp.classifier import load_training_passages, train_from_examples  # noqa: E402
 from nlp.evaluate import load_gold, score  # noqa: E402
 from nlp.pipeline import tokenize_many  # noqa: E402
 from nlp.tagger import Tagger  # noqa: E402
@@ -95,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gold", type=Path, default=DEFAULT_GOLD)
     parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--no-model", action="store_true", help="skip rules + learned model")
     args = parser.parse_args()
     tagger = Tagger(load_taxonomy())
     if args.gold.exists():
@@ -113,6 +116,14 @@ def main() -> None:
     baseline = measure("spaCy tokenisation (nlp.pipe)", lambda t: list(tokenize_many(t)), texts)
     tagging = measure("Tagger.tag_many (rules only)", tagger.tag_many, texts)
     print(f"{'ratio tagging / tokenisation':34s} {tagging / baseline:.3f}")
+    if not args.no_model:
+        started = time.perf_counter()
+        model = train_from_examples(load_training_passages(), theme_ids=CORE_THEME_IDS)
+        print(f"(trained the tf-idf theme model in {time.perf_counter() - started:.1f}s)")
+        combined = Tagger(load_taxonomy(), model=model)
+        combined.tag_many(texts[:50])
+        both = measure("Tagger.tag_many (rules + model)", combined.tag_many, texts)
+        print(f"{'ratio rules+model / tokenisation':34s} {both / baseline:.3f}")
 
 
 if __name__ == "__main__":

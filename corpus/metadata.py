@@ -356,7 +356,12 @@ def _pseudonym(head: str, stem: str, review_type: ReviewType) -> str | None:
             return found
         period = _PERIOD.search(head[:600]) or _PERIOD.search(stem.replace("_", "-"))
         return f"Annual report {period.group(1)}-{period.group(2)}" if period else None
-    title_lines = [line for line in head.split("\n") if line.strip()][:4]
+    title_lines = []
+    for line in head.split("\n")[:12]:
+        line = line.strip()
+        if len(line) > 100 or line.endswith("."):
+            break  # the body has started
+        title_lines.append(line)
     return infer_pseudonym("\n".join(title_lines))
 
 

@@ -387,6 +387,8 @@ class _LineSplitter:
         if prev is None:
             return True
         ended = prev[-1] in _TERMINAL or prev.endswith((".”", '."', ".)"))
+        if ended and _NUMBERED.match(line) and "." in line.split()[0]:
+            return True  # "2.2 Finding 2: ..." after a full last line: a numbered paragraph
         starts = line[0].isupper() or line[0].isdigit() or line[0] in "\"“‘'("
         return ended and starts and len(prev) < self.width * 0.8
 

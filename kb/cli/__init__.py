@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from kb.cli import admin, briefing, corpus, demo, search, themes, tracker
+from kb.cli import admin, backup, briefing, corpus, demo, search, themes, tracker
 from kb.config import get_settings
 
 app = typer.Typer(
@@ -29,9 +29,15 @@ app.add_typer(tracker.themes_app, name="themes")
 app.command("briefing")(briefing.briefing)
 app.add_typer(admin.users_app, name="users")
 app.command("serve")(admin.serve)
+app.command("export-all")(backup.export_all_command)
+app.command("import-all")(backup.import_all_command)
 
 
 @app.callback()
 def _configure() -> None:
     """Logging to stderr at KB_LOG_LEVEL, so stdout stays clean for --json."""
-    logging.basicConfig(level=get_settings().log_level.upper(), format="%(levelname)s %(message)s")
+    level = get_settings().log_level.upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Libraries narrate their own start-up at INFO; only their warnings matter to a user.
+    for noisy in ("spacy", "alembic", "sentence_transformers", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

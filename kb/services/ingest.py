@@ -207,7 +207,7 @@ def _review_from_meta(
         document_id=document.id,  # type: ignore[arg-type]
         partnership_id=partnership.id if partnership else None,
         type=meta.review_type,
-        pseudonym=meta.pseudonym or Path(document.source_name).stem,
+        pseudonym=meta.pseudonym or (meta.title or Path(document.source_name).stem)[:120],
         title=meta.title or document.title,
         incident_date=meta.incident_date,
         review_date=meta.review_date,
