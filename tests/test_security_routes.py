@@ -39,6 +39,8 @@ PARAMS: dict[str, Callable[[World], Any]] = {
     "passage_id": lambda w: w.hidden_passages[0],
     "tag_id": lambda w: w.hidden_tags[0],
     "theme_id": lambda w: w.hidden_theme,
+    "briefing_id": lambda w: w.hidden_briefing,
+    "action_id": lambda w: w.hidden_action,
 }
 # Query parameters future search / theme / list pages are likely to take; harmless otherwise.
 QUERY = {"q": SEARCH_WORD, "query": SEARCH_WORD, "theme": "domestic-abuse", "limit": 200}

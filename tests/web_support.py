@@ -1,29 +1,40 @@
 """Shared helpers for the web / API / security tests: a small fictional world, logging in.
 
 The world has two partnerships, a published review (with a ``<script>`` in its text) and an
-embargoed review whose text, pseudonym and title carry the marker word ``Zebraquill``: a role
-that may not see the embargoed review must never receive that word, whatever the route.
+embargoed review whose text, pseudonym and title carry the marker word ``Zebraquill`` (and a
+saved restricted briefing quotes it): a role that may not see the embargoed review must never
+receive that word, whatever the route.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from kb.models import (
+    Action,
+    ActionCourseLink,
+    ActionRecommendationLink,
+    ActionStatus,
+    ActionThemeLink,
     Document,
     Partnership,
     Passage,
+    Recommendation,
     Review,
     ReviewStatus,
     ReviewType,
     Role,
     ThemeTag,
+    TrainingCourse,
 )
+from kb.services.access import Principal
+from kb.services.briefings import build_briefing, save_briefing
 from kb.services.users import create_user
 
 MARKER = "Zebraquill"
@@ -61,6 +72,8 @@ class World:
     hidden_passages: list[int]
     hidden_tags: list[int]
     hidden_theme: str
+    hidden_briefing: int = 0  # a saved briefing quoting the embargoed review (restricted)
+    hidden_action: int = 0  # an action answering only the embargoed review's recommendation
 
 
 def _passages(text: str) -> list[tuple[str, str, int, int]]:
@@ -146,6 +159,36 @@ def _add_review(
     return review, document, passages, tags
 
 
+def _add_hidden_action(session: Session, review: Review) -> int:
+    """A recommendation of the embargoed review and an action answering only it (completed
+    without evidence of impact, so it raises a signal), delivered by a course everyone sees."""
+    rec = Recommendation(review_id=review.id, number="1", text=f"{MARKER} agencies should share.")
+    session.add(rec)
+    session.flush()
+    action = Action(
+        ref="HID-1",
+        description=f"Follow up the {MARKER} review",
+        agency=f"{MARKER} team",
+        status=ActionStatus.COMPLETED,
+        completed_date=date(2023, 6, 1),
+        partnership_id=review.partnership_id,
+    )
+    session.add(action)
+    session.flush()
+    course = TrainingCourse(ref="TC-1", title="Domestic abuse awareness")
+    session.add(course)
+    session.flush()
+    session.add_all(
+        [
+            ActionRecommendationLink(action_id=action.id, recommendation_id=rec.id),
+            ActionThemeLink(action_id=action.id, theme_id="domestic-abuse"),
+            ActionCourseLink(action_id=action.id, course_id=course.id),
+        ]
+    )
+    session.flush()
+    return action.id  # type: ignore[return-value]
+
+
 def build_world(engine: Engine) -> World:
     with Session(engine, expire_on_commit=False) as session:
         fernhill, oakvale = Partnership(name="Fernhill"), Partnership(name="Oakvale")
@@ -175,6 +218,10 @@ def build_world(engine: Engine) -> World:
             create_user(
                 session, username=username, password=PASSWORD, role=role, partnership=partnership
             )
+        admin = Principal(username="admin", role=Role.ADMIN)
+        draft = build_briefing(session, principal=admin, review_id=hid.id, include_restricted=True)
+        briefing = save_briefing(session, principal=admin, draft=draft)
+        hidden_action = _add_hidden_action(session, hid)
         session.commit()
         return World(
             published_review=pub.id,
@@ -185,6 +232,8 @@ def build_world(engine: Engine) -> World:
             hidden_passages=[p.id for p in hid_passages],
             hidden_tags=[t.id for t in hid_tags],
             hidden_theme="domestic-abuse",
+            hidden_briefing=briefing.id,
+            hidden_action=hidden_action,
         )
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -73,6 +73,7 @@ __all__ = [
     "UnknownTheme",
     "build_briefing",
     "cli_json",
+    "delete_briefing",
     "get_briefing",
     "list_briefings",
     "save_briefing",
@@ -1132,6 +1133,26 @@ def update_briefing(
     session.refresh(row)
     _audit(session, principal, "briefing.update", str(row.id), set())
     return BriefingPublic.model_validate(row)
+
+
+def delete_briefing(
+    session: Session, *, principal: Principal, briefing_id: int, expected_version: int
+) -> None:
+    """Delete a saved briefing the principal may see, under the same optimistic lock as edits,
+    so nobody deletes changes they have not seen. Who may delete is the caller's rule."""
+    _load(session, principal, briefing_id)
+    result = session.execute(
+        delete(Briefing)
+        .where(col(Briefing.id) == briefing_id)
+        .where(col(Briefing.version_id) == expected_version)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            f"briefing {briefing_id} was changed by someone else since version "
+            f"{expected_version}; reload and try again"
+        )
+    session.flush()
+    _audit(session, principal, "briefing.delete", str(briefing_id), set())
 
 
 def _load(session: Session, principal: Principal, briefing_id: int) -> Briefing:

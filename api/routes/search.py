@@ -1,0 +1,339 @@
+"""Search prior learning: ``GET /api/search`` and "more like this" for one passage.
+
+``search_data`` is the data function the search page renders too. Access control and filters are
+applied by kb/services/search.py *before* ranking, so a review the caller may not see never
+contributes a hit, a snippet, a count or a score. Hits from unpublished or embargoed reviews
+quote those reviews, so returning them is audited like opening the review.
+
+Input errors: unknown enum values and out-of-range numbers are 422 (FastAPI validation); a blank
+query, an unknown theme or a year range that ends before it starts are 400; a passage the caller
+may not see is 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, get_args
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from api.deps import CurrentPrincipal, SessionDep
+from kb.config import Settings
+from kb.models import AgeBand, ReviewType
+from kb.services import audit
+from kb.services.access import Principal
+from kb.services.embedding import embedder_for
+from kb.services.reviews import get_review
+from kb.services.search import (
+    SearchFilters,
+    SearchHit,
+    group_by_review,
+    more_like_this,
+    search,
+)
+from kb.services.tagging import Taxonomy, get_taxonomy
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["search"])
+
+Mode = Literal["hybrid", "bm25", "dense"]
+MODES: tuple[Mode, ...] = ("hybrid", "bm25", "dense")
+# The section kinds corpus/segment.py assigns (kept here so api/ does not import corpus/).
+SectionKindParam = Literal[
+    "background", "findings", "recommendations", "good_practice", "action_plan", "other"
+]
+SECTION_KINDS: tuple[str, ...] = get_args(SectionKindParam)
+DEFAULT_TOP = 10
+MAX_TOP = 50
+MAX_PAGE = 20  # deeper pages are better reached with a narrower query or a filter
+MAX_QUERY_CHARS = 4000  # a long pasted paragraph, still comfortably inside a GET URL
+MIN_YEAR, MAX_YEAR = 1900, 2100
+
+
+class SearchError(ValueError):
+    """Input the caller can fix (HTTP 400; the page shows the message beside the form)."""
+
+
+@dataclass(slots=True)
+class SearchQuery:
+    """One search request, from the API's query parameters or the page's form."""
+
+    q: str = ""
+    like: int | None = None
+    themes: list[str] = field(default_factory=list)
+    review_type: ReviewType | None = None
+    partnership: str | None = None
+    since: int | None = None
+    until: int | None = None
+    section: str | None = None
+    age_band: AgeBand | None = None
+    mode: Mode = "hybrid"
+    top: int = DEFAULT_TOP
+    page: int = 1
+
+    def filters(self) -> SearchFilters:
+        return SearchFilters(
+            themes=list(self.themes),
+            review_type=self.review_type,
+            partnership=self.partnership,
+            since=self.since,
+            until=self.until,
+            section_kind=self.section,
+            age_band=self.age_band,
+        )
+
+
+class HitOut(BaseModel):
+    """One passage: the ``kb search --json`` fields plus where to read it in context."""
+
+    review_id: int
+    review_title: str
+    pseudonym: str
+    passage_id: int
+    section: str
+    section_kind: str
+    text: str
+    snippet: str
+    highlights: list[tuple[int, int]]
+    score: float
+    themes: list[str]
+    url: str
+
+
+class ReviewGroup(BaseModel):
+    """The hits of one review (ids into ``hits``), reviews in the order of their best hit."""
+
+    review_id: int
+    review_title: str
+    pseudonym: str
+    status: str
+    best_score: float
+    passage_ids: list[int]
+
+
+class SearchResults(BaseModel):
+    query: str
+    like: int | None
+    mode: str
+    page: int
+    top: int
+    has_next: bool
+    hits: list[HitOut]
+    reviews: list[ReviewGroup]
+
+
+# --------------------------------------------------------------------------- data functions
+
+
+def _taxonomy(settings: Settings) -> Taxonomy | None:
+    """The configured taxonomy, or None if it cannot load (search must keep working then)."""
+    try:
+        return get_taxonomy(settings)
+    except Exception:  # noqa: BLE001 - themes only label and validate; never block a search
+        log.exception("could not load the taxonomy for theme filters")
+        return None
+
+
+def theme_labels(settings: Settings) -> dict[str, str]:
+    """Theme id → label ({} when the taxonomy cannot load: theme ids are then not checked)."""
+    taxonomy = _taxonomy(settings)
+    return {theme.id: theme.label for theme in taxonomy} if taxonomy else {}
+
+
+def theme_groups(settings: Settings) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(group label, [(theme id, label)]) for the theme select, in taxonomy order."""
+    taxonomy = _taxonomy(settings)
+    if taxonomy is None:
+        return []
+    return [
+        (taxonomy.groups.get(group, group), [(t.id, t.label) for t in themes])
+        for group, themes in taxonomy.by_group().items()
+        if themes
+    ]
+
+
+def check(query: SearchQuery, known_themes: dict[str, str]) -> None:
+    """Raise SearchError for input that is well-typed but cannot mean anything."""
+    if query.like is None and not query.q.strip():
+        raise SearchError("give a query (q), a few words or a whole paragraph")
+    if len(query.q) > MAX_QUERY_CHARS:
+        raise SearchError(f"the query is longer than {MAX_QUERY_CHARS} characters")
+    if query.since is not None and query.until is not None and query.since > query.until:
+        raise SearchError(f"the year range {query.since}–{query.until} ends before it starts")
+    unknown = [t for t in query.themes if known_themes and t not in known_themes]
+    if unknown:
+        raise SearchError(f"unknown theme {', '.join(sorted(unknown))}")
+    if not 1 <= query.top <= MAX_TOP:
+        raise SearchError(f"top must be between 1 and {MAX_TOP}")
+    if not 1 <= query.page <= MAX_PAGE:
+        raise SearchError(f"page must be between 1 and {MAX_PAGE}")
+
+
+def search_data(
+    session: Session,
+    principal: Principal,
+    query: SearchQuery,
+    *,
+    settings: Settings,
+    audit_via: str | None,
+) -> SearchResults:
+    """One page of hits for ``query`` (text search, or more-like-this when ``like`` is set).
+
+    Raises SearchError for bad input and NotFound when ``like`` names a passage the principal
+    may not see. Pages are cut from the best ``top * page + 1`` hits (the extra one tells
+    whether a next page exists); MAX_PAGE and MAX_TOP bound that to 1001 passages.
+    """
+    check(query, theme_labels(settings) if query.themes else {})
+    wanted = query.top * query.page + 1
+    embedder = embedder_for(settings)
+    if query.like is not None:
+        ranked = more_like_this(
+            session,
+            principal=principal,
+            passage_id=query.like,
+            filters=query.filters(),
+            top_k=wanted,
+            embedder=embedder,
+        )
+    else:
+        ranked = search(
+            session,
+            principal=principal,
+            query=query.q,
+            filters=query.filters(),
+            top_k=wanted,
+            mode=query.mode,
+            embedder=embedder,
+        )
+    start = query.top * (query.page - 1)
+    hits = ranked[start : start + query.top]
+    groups = group_by_review(hits)
+    status = {
+        g["review_id"]: str(
+            get_review(session, principal=principal, review_id=g["review_id"]).status
+        )
+        for g in groups
+    }
+    if audit_via:  # hits quote their reviews: restricted ones count as viewed
+        for review_id, review_status in status.items():
+            audit.record_review_view(
+                session,
+                principal=principal,
+                review={"id": review_id, "status": review_status},
+                via=audit_via,
+            )
+    return SearchResults(
+        query=query.q,
+        like=query.like,
+        mode="dense" if query.like is not None else query.mode,
+        page=query.page,
+        top=query.top,
+        has_next=len(ranked) > start + query.top,
+        hits=[_hit_out(h) for h in hits],
+        reviews=[
+            ReviewGroup(
+                review_id=g["review_id"],
+                review_title=g["review_title"],
+                pseudonym=g["pseudonym"],
+                status=status[g["review_id"]],
+                best_score=max(h.score for h in g["hits"]),
+                passage_ids=[h.passage_id for h in g["hits"]],
+            )
+            for g in groups
+        ],
+    )
+
+
+def _hit_out(hit: SearchHit) -> HitOut:
+    return HitOut(**hit.as_dict(), url=f"/reviews/{hit.review_id}#passage-{hit.passage_id}")
+
+
+def _run(
+    session: Session, principal: Principal, query: SearchQuery, request: Request, via: str
+) -> SearchResults:
+    try:
+        return search_data(
+            session, principal, query, settings=request.app.state.settings, audit_via=via
+        )
+    except SearchError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- routes
+
+Themes = Annotated[list[str], Query(alias="theme", description="Theme id (repeatable: any of).")]
+Year = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)]
+Top = Annotated[int, Query(ge=1, le=MAX_TOP, description="Hits per page.")]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+NOT_FOUND = {404: {"description": "No such passage for you"}}
+BAD = {400: {"description": "Blank query, unknown theme or an empty year range"}}
+
+
+@router.get("/search", responses=BAD)
+def read_search(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="Words or a paragraph.")] = "",
+    theme: Themes = [],  # noqa: B006 - FastAPI copies defaults per request
+    type: Annotated[ReviewType | None, Query(description="Review type.")] = None,  # noqa: A002
+    partnership: str | None = None,
+    since: Year = None,
+    until: Year = None,
+    age_band: AgeBand | None = None,
+    section: SectionKindParam | None = None,
+    mode: Mode = "hybrid",
+    top: Top = DEFAULT_TOP,
+    page: Page = 1,
+) -> SearchResults:
+    """Passages best matching ``q`` among the reviews you may see, best first, by review too."""
+    query = SearchQuery(
+        q=q,
+        themes=theme,
+        review_type=type,
+        partnership=partnership or None,
+        since=since,
+        until=until,
+        section=section,
+        age_band=age_band,
+        mode=mode,
+        top=top,
+        page=page,
+    )
+    return _run(session, principal, query, request, "api-search")
+
+
+@router.get("/passages/{passage_id}/similar", responses={**NOT_FOUND, **BAD})
+def read_similar(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    passage_id: int,
+    theme: Themes = [],  # noqa: B006 - FastAPI copies defaults per request
+    type: Annotated[ReviewType | None, Query(description="Review type.")] = None,  # noqa: A002
+    partnership: str | None = None,
+    since: Year = None,
+    until: Year = None,
+    age_band: AgeBand | None = None,
+    section: SectionKindParam | None = None,
+    top: Top = DEFAULT_TOP,
+    page: Page = 1,
+) -> SearchResults:
+    """More like this: the passages most similar in meaning to one you may see."""
+    query = SearchQuery(
+        like=passage_id,
+        themes=theme,
+        review_type=type,
+        partnership=partnership or None,
+        since=since,
+        until=until,
+        section=section,
+        age_band=age_band,
+        top=top,
+        page=page,
+    )
+    return _run(session, principal, query, request, "api-similar")

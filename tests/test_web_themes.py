@@ -1,0 +1,139 @@
+"""The themes dashboard and its JSON / CSV / XLSX / SVG twins, through the real HTTP client.
+
+The world (tests/web_support.py) has one published review (under-1s, information sharing) and
+one embargoed review (domestic abuse, hidden men) in 2023: a viewer must count 1 review, an
+admin 2, in every table, chart and export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from openpyxl import load_workbook
+from sqlmodel import Session
+
+from kb.models import Role
+from kb.services.access import Principal
+from kb.services.recurrence import theme_recurrence, theme_year_matrix
+from tests.web_support import MARKER
+
+pytest_plugins = ["tests.web_fixtures"]
+
+ADMIN = Principal(username="admin", role=Role.ADMIN)
+
+
+def _svg_texts(svg: str) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
+def test_recurrence_json_counts_only_visible_reviews(clients, engine) -> None:
+    viewer = clients["viewer"].get("/api/themes/recurrence").json()
+    assert viewer["total_reviews"] == 1
+    assert {t["id"]: t["reviews"] for t in viewer["themes"]} == {
+        "under-1s": 1,
+        "information-sharing": 1,
+    }
+    admin = clients["admin"].get("/api/themes/recurrence").json()
+    assert admin["total_reviews"] == 2
+    assert {t["id"]: t["reviews"] for t in admin["themes"]}["domestic-abuse"] == 1
+    # The same JSON as `kb themes recurrence --json` computes for that principal.
+    with Session(engine) as session:
+        assert admin == theme_recurrence(session, principal=ADMIN)
+        matrix = theme_year_matrix(session, principal=ADMIN)
+    assert clients["admin"].get("/api/themes/matrix").json() == matrix
+    viewer_matrix = clients["viewer"].get("/api/themes/matrix").json()
+    assert viewer_matrix["years"] == [2023] and viewer_matrix["totals"] == [1]
+    assert MARKER not in str(viewer) + str(viewer_matrix)
+
+
+def test_filters(clients) -> None:
+    admin = clients["admin"]
+    assert admin.get("/api/themes/recurrence", params={"partnership": "Oakvale"}).json() == {
+        "total_reviews": 0,
+        "themes": [],
+    }
+    assert admin.get("/api/themes/recurrence", params={"since": 2024}).json()["total_reviews"] == 0
+    both = {"type": "lcspr", "partnership": "fernhill", "since": 2023, "until": 2023}
+    assert admin.get("/api/themes/recurrence", params=both).json()["total_reviews"] == 2
+    # An untouched form field is "no filter"; a wrong value is a clear 422.
+    blank = {"type": "", "partnership": "", "since": "", "until": ""}
+    assert admin.get("/api/themes/recurrence", params=blank).json()["total_reviews"] == 2
+    bad = admin.get("/api/themes/recurrence", params={"type": "novel"})
+    assert bad.status_code == 422 and "type" in bad.json()["detail"]
+
+
+def test_taxonomy_list(clients) -> None:
+    themes = clients["viewer"].get("/api/themes").json()
+    by_id = {t["id"]: t for t in themes}
+    assert len(themes) >= 27
+    assert by_id["information-sharing"]["label"] == "Information sharing and communication"
+
+
+def test_dashboard_table_and_links(clients) -> None:
+    page = clients["viewer"].get("/themes")
+    assert page.status_code == 200
+    html = page.text
+    table = html[html.index('id="recurrence-table"') :]
+    table = table[: table.index("</table>")]
+    assert "Information sharing" in table and "1/1" in table
+    assert "Domestic abuse" not in html and MARKER not in html
+    assert 'href="/search?theme=information-sharing"' in html
+    assert 'src="/charts/heatmap.svg"' in html and 'src="/charts/trend.svg"' in html
+    assert 'aria-current="page"' in html[: html.index("</nav>")]  # the Themes nav link is lit
+    admin = clients["admin"].get("/themes", params={"partnership": "Fernhill", "since": ""}).text
+    assert "1/2" in admin and "Domestic abuse" in admin
+    assert 'src="/charts/recurrence.svg?partnership=Fernhill"' in admin
+    assert "/api/themes/recurrence.csv?partnership=Fernhill" in admin
+
+
+def test_exports_exclude_hidden_reviews(clients) -> None:
+    viewer = clients["viewer"].get("/api/themes/recurrence.csv")
+    assert viewer.status_code == 200 and viewer.headers["content-type"].startswith("text/csv")
+    assert 'filename="recurrence.csv"' in viewer.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(viewer.text)))
+    assert rows[0][:4] == ["Theme", "Label", "Reviews", "Of"]
+    assert {r[0]: (r[2], r[3]) for r in rows[1:]} == {
+        "under-1s": ("1", "1"),
+        "information-sharing": ("1", "1"),
+    }
+    admin_rows = list(
+        csv.reader(io.StringIO(clients["admin"].get("/api/themes/recurrence.csv").text))
+    )
+    assert list({r[3] for r in admin_rows[1:]}) == ["2"]
+    book = load_workbook(io.BytesIO(clients["viewer"].get("/api/themes/matrix.xlsx").content))
+    sheet = book.active
+    values = [[c for c in row] for row in sheet.iter_rows(values_only=True)]
+    assert values[0] == ["Theme", "Label", "2023"]
+    assert {row[0] for row in values[1:-1]} == {"under-1s", "information-sharing"}
+    assert values[-1][1:] == ["Reviews", 1]
+
+
+def test_charts_count_only_visible_reviews(clients) -> None:
+    viewer, admin = clients["viewer"], clients["admin"]
+    bars = viewer.get("/charts/recurrence.svg")
+    assert bars.status_code == 200 and bars.headers["content-type"].startswith("image/svg+xml")
+    texts = _svg_texts(bars.text)
+    assert "Information sharing and communication" in texts and " 1/1" in texts
+    assert not [t for t in texts if "Domestic" in t or "/2" in t]
+    assert " 1/2" in _svg_texts(admin.get("/charts/recurrence.svg").text)
+    heat_viewer = _svg_texts(viewer.get("/charts/heatmap.svg").text)
+    heat_admin = _svg_texts(admin.get("/charts/heatmap.svg").text)
+    assert "2023" in heat_viewer and "Domestic abuse" not in heat_viewer
+    assert "Domestic abuse" in heat_admin
+    trend = viewer.get("/charts/trend.svg").text
+    assert "All reviews" in _svg_texts(trend) and "Domestic abuse" not in trend
+    for svg in (bars.text, trend):
+        # Clean under the page's CSP: no scripts, no style attributes or elements.
+        assert "<script" not in svg and "style=" not in svg and "<style" not in svg
+    # Deterministic: the same data gives the same bytes.
+    assert viewer.get("/charts/recurrence.svg").text == bars.text
+
+
+def test_charts_follow_filters_and_handle_no_data(clients) -> None:
+    empty = clients["admin"].get("/charts/heatmap.svg", params={"partnership": "Oakvale"})
+    assert empty.status_code == 200
+    assert "No dated reviews match these filters" in empty.text
+    page = clients["admin"].get("/themes", params={"partnership": "Oakvale"}).text
+    assert "No tagged themes" in page

@@ -1,0 +1,184 @@
+"""SVG charts for the themes dashboard, drawn with matplotlib (Agg, no display needed).
+
+Charts are computed from the same data as the tables beside them (``api.routes.themes``), so a
+review hidden from the reader never counts in a chart either. Output is deterministic (fixed
+``svg.hashsalt``, no date) and keeps text as ``<text>`` (searchable, accessible, testable).
+
+The page's CSP forbids inline styles, and matplotlib writes ``style="…"`` attributes and a
+``<style>`` element. :func:`clean_svg` turns them into SVG presentation attributes (same names
+as the CSS properties), so the SVG is clean under the CSP whether shown in an ``<img>`` or
+opened on its own. It never contains scripts.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib import rc_context  # noqa: E402 - after choosing the backend
+from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+RC = {
+    "svg.fonttype": "none",  # text as <text>, not paths
+    "svg.hashsalt": "kb-dashboard",  # stable clip-path ids: same data, same bytes
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+PALETTE = ["#24508f", "#c0392b", "#23663a", "#b7791f", "#6b3fa0", "#1b8a8a", "#7a4b2a", "#555b66"]
+HEAT = LinearSegmentedColormap.from_list("kb-heat", ["#ffffff", "#24508f"])
+MAX_LABEL = 40
+_lock = threading.Lock()  # rcParams are process-wide: render one chart at a time
+
+_STYLE_ATTR = re.compile(r'\sstyle="([^"]*)"')
+_STYLE_ELEMENT = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+_PROPERTY = re.compile(r"^[a-z][a-z-]*$")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def clean_svg(svg: str) -> str:
+    """Presentation attributes instead of ``style`` attributes and ``<style>`` elements.
+
+    SVG presentation attributes are not styles as far as a CSP is concerned, and they carry
+    the same names as the CSS properties matplotlib writes. The ``* {…}`` rule of the removed
+    ``<style>`` becomes attributes of the root ``<svg>``, which every element inherits.
+    """
+    rules = " ".join(_STYLE_ELEMENT.findall(svg))
+    svg = _STYLE_ELEMENT.sub("", svg)
+    svg = _STYLE_ATTR.sub(lambda m: _attributes(m.group(1)), svg)
+    inherited = re.search(r"\*\s*\{([^}]*)\}", rules)
+    if inherited:
+        svg = svg.replace("<svg ", "<svg" + _attributes(inherited.group(1)) + " ", 1)
+    return svg.replace("<defs>\n  \n </defs>", "")
+
+
+def _attributes(style: str) -> str:
+    out = []
+    for declaration in style.split(";"):
+        name, sep, value = declaration.partition(":")
+        name, value = name.strip(), value.strip()
+        if sep and _PROPERTY.match(name) and value:
+            out.append(f' {name}="{escape(value, quote=True)}"')
+    return "".join(out)
+
+
+def _svg(fig: Figure) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    return clean_svg(buffer.getvalue())
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 1] + "…"
+
+
+def _empty(fig: Figure, message: str) -> None:
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", color="#5b6475")
+
+
+def _render(width: float, height: float, draw: Any) -> str:
+    with _lock, rc_context(RC):
+        fig = Figure(figsize=(width, height))
+        draw(fig)
+        return _svg(fig)
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def heatmap_svg(matrix: dict[str, Any], *, limit: int = 30) -> str:
+    """Theme × year heatmap of review counts, each cell labelled with its number."""
+    years: list[int] = matrix["years"]
+    rows = matrix["themes"][:limit]
+    height = 1.2 + 0.28 * max(len(rows), 1)
+    width = 3.5 + 0.45 * max(len(years), 1)
+
+    def draw(fig: Figure) -> None:
+        if not rows or not years:
+            _empty(fig, "No dated reviews match these filters")
+            return
+        ax = fig.add_subplot()
+        counts = [row["counts"] for row in rows]
+        top = max(max(c) for c in counts) or 1
+        ax.pcolormesh(counts, cmap=HEAT, vmin=0, vmax=top, edgecolors="#d9dde5", linewidth=0.5)
+        ax.invert_yaxis()
+        ax.set_xticks([i + 0.5 for i in range(len(years))], [str(y) for y in years])
+        ax.set_yticks([i + 0.5 for i in range(len(rows))], [_short(r["label"]) for r in rows])
+        ax.tick_params(length=0)
+        ax.xaxis.tick_top()
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        for y, row in enumerate(counts):
+            for x, value in enumerate(row):
+                if value:
+                    colour = "#ffffff" if value > top / 2 else "#1d2330"
+                    ax.text(x + 0.5, y + 0.5, str(value), ha="center", va="center", color=colour)
+
+    return _render(width, height, draw)
+
+
+def trend_svg(matrix: dict[str, Any], *, top: int = 5) -> str:
+    """One line per top theme: reviews with the theme per year, and all reviews (dashed)."""
+    years: list[int] = matrix["years"]
+    rows = matrix["themes"][:top]
+
+    def draw(fig: Figure) -> None:
+        if not rows or not years:
+            _empty(fig, "No dated reviews match these filters")
+            return
+        ax = fig.add_subplot()
+        ax.plot(years, matrix["totals"], color="#9aa1ae", linestyle="--", label="All reviews")
+        for i, row in enumerate(rows):
+            colour = PALETTE[i % len(PALETTE)]
+            ax.plot(years, row["counts"], marker="o", color=colour, label=_short(row["label"]))
+        ax.set_xticks(years, [str(y) for y in years])
+        ax.set_ylabel("Reviews")
+        ax.set_ylim(bottom=0)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+
+    return _render(7.5, 3.4, draw)
+
+
+def recurrence_svg(recurrence: dict[str, Any], *, limit: int = 30) -> str:
+    """Horizontal bars: in how many of the M reviews each theme appears ("N/M" at each bar)."""
+    total: int = recurrence["total_reviews"]
+    rows = recurrence["themes"][:limit]
+    height = 1.0 + 0.26 * max(len(rows), 1)
+
+    def draw(fig: Figure) -> None:
+        if not rows:
+            _empty(fig, "No reviews match these filters")
+            return
+        ax = fig.add_subplot()
+        positions = list(range(len(rows)))
+        counts = [row["reviews"] for row in rows]
+        ax.barh(positions, counts, color=PALETTE[0], height=0.7)
+        ax.set_yticks(positions, [_short(r["label"]) for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(total, 1) * 1.12)
+        ax.set_xlabel(f"Reviews (of {total})")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        for y, n in zip(positions, counts, strict=True):
+            ax.text(n, y, f" {n}/{total}", va="center", ha="left")
+
+    return _render(7.5, height, draw)
+
+
+def chart_names() -> Sequence[str]:
+    """The charts the dashboard serves, by URL name."""
+    return ("heatmap", "trend", "recurrence")
