@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
+from corpus.metadata import AgeBand
 from kb.models import Document, Passage, Review, ReviewStatus, ReviewType, TagStatus, ThemeTag
 from kb.services.access import Principal
 from kb.services.ingest import IngestOptions, ingest_paths
@@ -203,6 +204,14 @@ def test_annual_report_case_summaries_become_reviews(engine, tmp_path: Path) -> 
         assert rows[0].type == ReviewType.ANNUAL_REPORT
         assert [r.type for r in rows[1:]] == [ReviewType.RAPID_REVIEW] * 3
         assert all(r.parent_review_id == rows[0].id for r in rows[1:])
+        # each summary's own age, not the report's (which has none)
+        assert [r.age_band for r in rows] == [
+            None,
+            AgeBand.UNDER_1,
+            AgeBand.AGE_15_17,
+            AgeBand.AGE_5_9,
+        ]
+        assert rows[0].pseudonym == "Annual report 2022-23"
         second = review_detail(session, principal=Principal.system(), review_id=rows[2].id)
     text = " ".join(p["text"] for s in second["sections"] for p in s["passages"])
     assert "knife" in text and "fractured" not in text and "dental" not in text

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, delete, select
 
 from corpus.cases import CaseSummary, find_case_summaries
 from corpus.document import ExtractedDocument, ReaderError
-from corpus.metadata import ReviewMeta, apply_overrides, infer_metadata
+from corpus.metadata import ReviewMeta, apply_overrides, infer_age_band, infer_metadata
 from corpus.readers import SUPPORTED_SUFFIXES, read_document
 from corpus.segment import Section, segment
 from kb.config import get_settings
@@ -124,10 +124,20 @@ def ingest_paths(
             report.failed.append({"path": str(path), "error": exc.reason})
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
             log.exception("ingest of %s failed", path)
-            report.failed.append({"path": str(path), "error": f"{type(exc).__name__}: {exc}"})
+            report.failed.append({"path": str(path), "error": _describe(exc)})
         if progress:
             progress(index, len(files), path)
     return report
+
+
+def _describe(exc: Exception) -> str:
+    """One short line for the report: the exception type and its message's first line.
+
+    Database errors go on with the SQL and its parameters (document text), which belong in the
+    log, not in a report that an uploader sees or that must stay one line per file.
+    """
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
 
 
 def _ingest_one(
@@ -230,12 +240,11 @@ def _build_reviews(
     """The document's own review, then one per case summary it delimits."""
     reviews = [_review_from_meta(meta, document, partnership)]
     for case in cases:
-        case_meta = infer_metadata(doc.text[case.start : case.end], doc.path.name)
         review = _review_from_meta(meta, document, partnership)
         review.type = case.review_type
         review.pseudonym = case.pseudonym
         review.title = case.title
-        review.age_band = case_meta.age_band
+        review.age_band = infer_age_band(doc.text[case.start : case.end])
         review.incident_date = review.review_date = review.publication_date = None
         review.start, review.end = case.start, case.end
         reviews.append(review)
