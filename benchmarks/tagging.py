@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from nlp.classifier import load_training_passages, train_from_examples  # noqa: E402
 from nlp.evaluate import load_gold, score  # noqa: E402
 from nlp.pipeline import tokenize_many  # noqa: E402
-from nlp.tagger import Tagger  # noqa: E402
+from nlp.tagger import MODEL_ONLY_FLOOR, Tagger  # noqa: E402
 from nlp.taxonomy import CORE_THEME_IDS, load_taxonomy  # noqa: E402
 
 DEFAULT_GOLD = ROOT.parent / "shared" / "gold" / "seed-passages.jsonl"
@@ -52,6 +52,25 @@ def print_gold_table(path: Path, tagger: Tagger) -> None:
     for avg in ("micro", "macro"):
         m = result[avg]
         print(f"{avg:28s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f}")
+
+
+def model_only_report(path: Path, rules: Tagger) -> None:
+    """Every tag the model (trained on the bundled passages only, never on gold) would add to a
+    gold passage where no rule fired, by probability, marked TP or fp against gold."""
+    items = load_gold(path)
+    model = train_from_examples(load_training_passages(), theme_ids=CORE_THEME_IDS)
+    fired = [{t.theme_id for t in tags} for tags in rules.tag_many([i.text for i in items])]
+    probs = model.predict_proba([i.text for i in items])
+    rows = []
+    for n, item in enumerate(items):
+        for k, theme in enumerate(model.theme_ids):
+            threshold = model.thresholds.get(theme, 0.5)
+            if theme not in fired[n] and probs[n, k] >= threshold:
+                rows.append((float(probs[n, k]), theme in item.themes, theme, item.id))
+    print(f"\nmodel-only candidates on gold (floor in use: {MODEL_ONLY_FLOOR})")
+    for p, good, theme, item_id in sorted(rows, reverse=True):
+        print(f"  p={p:.2f} {'TP' if good else 'fp'} {theme:28s} {item_id}")
+    print(f"  {sum(g for _, g, _, _ in rows)} true / {len(rows)} candidates")
 
 
 def demo_passages() -> list[str]:
@@ -98,10 +117,18 @@ def main() -> None:
     parser.add_argument("--gold", type=Path, default=DEFAULT_GOLD)
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--no-model", action="store_true", help="skip rules + learned model")
+    parser.add_argument(
+        "--model-only-report",
+        action="store_true",
+        help="list the tags the model alone would add on gold (trained without gold)",
+    )
     args = parser.parse_args()
     tagger = Tagger(load_taxonomy())
     if args.gold.exists():
         print_gold_table(args.gold, tagger)
+        if args.model_only_report:
+            model_only_report(args.gold, tagger)
+            return
     else:
         print(f"(no gold at {args.gold}; skipping quality table)")
 

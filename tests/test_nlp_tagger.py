@@ -87,6 +87,17 @@ def test_model_only_tag_uses_highest_scoring_sentence() -> None:
     assert text[evidence.start : evidence.end] == evidence.text
 
 
+def test_model_alone_needs_the_floor_not_just_its_tuned_threshold() -> None:
+    """0.9 clears neglect's tuned 0.6 threshold; with a 0.95 floor the model adds nothing."""
+    text = "The family were seen weekly. Her nappy had not been changed for a day."
+    strict = Tagger(load_taxonomy(), model=FakeModel(), model_only_floor=0.95)
+    assert "neglect" not in {t.theme_id for t in strict.tag(text)}
+    # rule hits are unaffected: the model still confirms them
+    rent = "Rent arrears grew and the family were evicted."
+    tags = {t.theme_id: t for t in strict.tag(rent)}
+    assert tags["poverty-housing"].method == "rules+model"
+
+
 def test_document_themes_rolls_up_and_shifts_offsets() -> None:
     a = [TagResult("neglect", "Neglect", 0.6, "rules", [Evidence("x", 0, 1)])]
     b = [TagResult("neglect", "Neglect", 0.8, "model", [Evidence("y", 2, 3)])]
