@@ -10,6 +10,7 @@ is exactly ``b.text`` for every block.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,13 +19,22 @@ BlockKind = Literal["heading", "paragraph", "list_item", "table_row"]
 DocFormat = Literal["pdf", "docx", "html", "markdown", "text"]
 
 
+#: Reasons end up on a terminal and in API responses, and parsers sometimes quote the file's
+#: own bytes in their messages: no control characters (ANSI escapes, newlines) get through.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_REASON_CHARS = 300
+
+
 class ReaderError(Exception):
-    """A file that cannot be read; the message always names the file and the reason."""
+    """A file that cannot be read; the message always names the file and the reason.
+
+    ``reason`` is always one printable line of at most MAX_REASON_CHARS characters.
+    """
 
     def __init__(self, path: Path | str, reason: str) -> None:
         self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        self.reason = " ".join(_CONTROL.sub(" ", reason).split())[:MAX_REASON_CHARS]
+        super().__init__(f"{self.path}: {self.reason}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,9 @@ def _is_major_other(title: str) -> bool:
 
 # --- line-level heading inference ---------------------------------------------------------
 
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+#: "## Title ##". The closing #s are stripped in Python (``_md_title``): the obvious regex
+#: ``\s+(.*?)\s*#*\s*$`` backtracks cubically on a long run of spaces inside a line.
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _KEYWORD_HEADING = re.compile(
     r"^(?:(section|part|chapter|appendix)|(finding|recommendation|learning point|key learning"
     r"(?: point)?|lesson|theme))\s+(?:\d{1,3}|[IVX]{1,5}|[A-Z])\b\s*(?:[:.\-–—]\s*|$)",
@@ -251,13 +253,19 @@ def _numbered_heading(text: str, neighbour_is_item: bool, short: bool) -> tuple[
     return depth, text
 
 
+def _md_title(rest: str) -> str:
+    """Title of an ATX heading without its trailing spaces and closing #s."""
+    return rest.rstrip().rstrip("#").rstrip()
+
+
 def _line_heading(
     text: str, prev: str | None, nxt: str | None, short: bool, isolated: bool = False
 ) -> tuple[int, str] | None:
     """(level, title) when a stripped line looks like a heading, else None."""
     md = _MD_HEADING.match(text)
     if md:
-        return (len(md.group(1)), md.group(2)) if md.group(2) else None
+        title = _md_title(md.group(2))
+        return (len(md.group(1)), title) if title else None
     if prev is not None and prev[-1] not in _TERMINAL:
         return None  # a wrapped line in the middle of a paragraph
     if len(text) > 150:

@@ -16,6 +16,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from nlp.pipeline import tokenizer_safe
+
 Span = tuple[int, int]
 
 _MARKER_ONLY = re.compile(r"^(?:\(?(?:\d{1,3}(?:\.\d{1,3})*|[a-zA-Z]|[ivxlcIVXLC]{1,5})[.)]|•|-)$")
@@ -92,13 +94,14 @@ def sentence_spans(text: str) -> list[Span]:
     """Character spans ``[start, end)`` of the sentences in ``text``, trimmed of whitespace."""
     if not text.strip():
         return []
-    return _merge(text, _raw_spans(get_nlp()(text)))
+    return _merge(text, _raw_spans(get_nlp()(tokenizer_safe(text))))
 
 
 def sentence_spans_many(texts: Iterable[str], batch_size: int = 256) -> list[list[Span]]:
     """Sentence spans for many texts at once, using ``nlp.pipe`` for throughput."""
     items = list(texts)
     results: list[list[Span]] = []
-    for text, doc in zip(items, get_nlp().pipe(items, batch_size=batch_size), strict=True):
+    safe = (tokenizer_safe(text) for text in items)
+    for text, doc in zip(items, get_nlp().pipe(safe, batch_size=batch_size), strict=True):
         results.append(_merge(text, _raw_spans(doc)) if text.strip() else [])
     return results

@@ -9,6 +9,7 @@ the pipeline, because they depend on the taxonomy and several taxonomies may be 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -101,6 +102,28 @@ def _split_slashes(nlp: Language) -> None:
     nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer
 
 
+#: spaCy's tokenizer strips prefix and suffix punctuation one character at a time and rescans
+#: the rest, so a long run such as "=====" or "((((" costs quadratic time (4,000 "$" take 13 s).
+_PUNCT_RUN = re.compile(r"(?:[^\w\s]|_){33,}")
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group()
+    if run.strip("."):  # runs of dots (leaders, ellipses) tokenize fast and mean something
+        return "x" * (len(run) - 1) + run[-1]  # keep the last character: "?!" still ends
+    return run
+
+
+def tokenizer_safe(text: str) -> str:
+    """``text`` with long punctuation runs masked, same length, same whitespace.
+
+    Every text goes through this before spaCy, so a hostile separator line cannot stall
+    ingest; offsets computed on the result are offsets into ``text``, and only matches inside
+    a run of 33+ punctuation characters (a separator line, never a sentence) could change.
+    """
+    return _PUNCT_RUN.sub(_mask_run, text)
+
+
 @lru_cache(maxsize=1)
 def get_nlp() -> Language:
     """The cached pipeline; building it loads the lemma tables once per process."""
@@ -116,12 +139,12 @@ def get_nlp() -> Language:
 
 def parse(text: str) -> Doc:
     """Process one text with the shared pipeline."""
-    return get_nlp()(text)
+    return get_nlp()(tokenizer_safe(text))
 
 
 def parse_many(texts: Iterable[str], batch_size: int = 256) -> Iterator[Doc]:
     """Process texts in batches through nlp.pipe (much faster than one call per text)."""
-    return get_nlp().pipe(texts, batch_size=batch_size)
+    return get_nlp().pipe((tokenizer_safe(t) for t in texts), batch_size=batch_size)
 
 
 def tokenize_many(texts: Iterable[str], batch_size: int = 256) -> Iterator[Doc]:

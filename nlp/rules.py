@@ -29,7 +29,7 @@ from spacy.tokens import Doc, Span
 
 from nlp import negation
 from nlp.matching import MatchResult, regex_spans
-from nlp.pipeline import get_nlp
+from nlp.pipeline import get_nlp, tokenizer_safe
 from nlp.taxonomy import Pattern, Taxonomy, Theme
 
 log = logging.getLogger(__name__)
@@ -683,7 +683,8 @@ class RuleEngine:
         return self.match_doc(self.nlp(text))
 
     def match_many(self, texts: Iterable[str], batch_size: int = 256) -> list[DocRules]:
-        return [self.match_doc(doc) for doc in self.nlp.pipe(texts, batch_size=batch_size)]
+        safe = map(tokenizer_safe, texts)
+        return [self.match_doc(doc) for doc in self.nlp.pipe(safe, batch_size=batch_size)]
 
 
 @lru_cache(maxsize=256)

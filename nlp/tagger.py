@@ -28,7 +28,7 @@ from spacy.tokens import Doc
 
 from nlp import negation
 from nlp.matching import matches
-from nlp.pipeline import get_nlp
+from nlp.pipeline import get_nlp, tokenizer_safe
 from nlp.rules import DocRules, RuleEngine, ThemeMatch, is_negatable, sentence_span
 from nlp.taxonomy import Taxonomy, load_taxonomy
 
@@ -121,7 +121,7 @@ class Tagger:
     def tag_many(self, texts: Sequence[str], batch_size: int = 256) -> list[list[TagResult]]:
         """Tag many texts: one nlp.pipe pass and (with a model) two batched model calls."""
         texts = list(texts)
-        docs = list(self.nlp.pipe(texts, batch_size=batch_size))
+        docs = list(self.nlp.pipe(map(tokenizer_safe, texts), batch_size=batch_size))
         rules = [self._rules_for(doc) for doc in docs]
         probs = self._passage_probs(texts)
         model_only = self._model_only_candidates(rules, probs)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from corpus.document import ExtractedDocument
+from corpus.document import ExtractedDocument, ReaderError
 from corpus.readers.text import TextBuilder, build_document, decode_text
 
 _DROP = ["script", "style", "nav", "noscript", "template", "svg", "iframe", "head"]
@@ -25,6 +25,15 @@ _CONTAINERS = {
 }  # fmt: skip
 _PARAGRAPH_LIKE = {"p", "dt", "dd", "pre", "figcaption", "caption", "summary", "address"}
 _SPACES = re.compile(r"[ \t\r\n\f\u00a0]+")
+#: Real pages nest block containers a few dozen deep. lexbor checks the stack of open elements
+#: for every start tag, so thousands of unclosed <div>s take minutes inside C code that cannot
+#: be interrupted; the depth is therefore estimated from the raw tags before parsing.
+MAX_NESTING = 256
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
+_NESTING_TAGS = frozenset(
+    ["div", "section", "article", "main", "header", "footer", "aside", "nav", "ul", "ol",
+     "dl", "menu", "table", "blockquote", "figure", "form", "fieldset", "details", "center"]
+)  # fmt: skip
 
 
 def clean_inline(text: str) -> str:
@@ -113,9 +122,30 @@ class _Walker:
         return "".join(parts)
 
 
+def check_nesting(path: Path, source: str) -> None:
+    """Refuse markup whose container elements nest deeper than MAX_NESTING (a parser bomb).
+
+    Elements HTML closes implicitly (p, li, td, ...) and void elements are not counted, so
+    sloppy but ordinary pages pass; a closing tag only ever lowers the estimate.
+    """
+    depth = deepest = 0
+    for match in _TAG.finditer(source):
+        if match.group(2).lower() not in _NESTING_TAGS:
+            continue
+        if match.group(1):
+            depth = max(0, depth - 1)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_NESTING:
+                raise ReaderError(path, f"HTML is nested more than {MAX_NESTING} levels deep")
+
+
 def read_html(path: Path, data: bytes) -> ExtractedDocument:
     """Parse HTML into heading, paragraph, list item and table row blocks."""
-    tree = LexborHTMLParser(decode_text(data, path))
+    source = decode_text(data, path)
+    check_nesting(path, source)
+    tree = LexborHTMLParser(source)
     tree.strip_tags(_DROP)
     root = tree.body or tree.root
     walker = _Walker()

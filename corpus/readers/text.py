@@ -2,7 +2,8 @@
 
 Text files arrive from many places (exports, copy-paste from PDFs, old Windows tools), so
 decoding is defensive: UTF-8 first, then Windows-1252 only when those bytes really look like
-text, because silently accepting binary data would put garbage into the knowledge base.
+text and hold no UTF-8 characters at all, because silently accepting binary data or mojibake
+would put garbage into the knowledge base. Invalid UTF-8 is refused, never replaced.
 
 ``TextBuilder`` lives here because it is the one place where block offsets are computed: every
 structured reader appends blocks through it, which is what guarantees
@@ -20,6 +21,13 @@ from corpus.document import Block, BlockKind, ExtractedDocument, ReaderError, sh
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _MAX_TITLE = 200
+#: A well-formed UTF-8 sequence of two to four bytes. Windows-1252 text almost never contains
+#: one (it would need e.g. "Ã" followed by "©"), so finding one means the file is UTF-8.
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
 
 
 def normalise_newlines(text: str) -> str:
@@ -40,17 +48,19 @@ def decode_text(data: bytes, path: Path | str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         utf8_error = exc
+    where = f"byte 0x{data[utf8_error.start]:02x} at offset {utf8_error.start}"
+    if _UTF8_MULTIBYTE.search(data):
+        # Real UTF-8 characters next to invalid bytes: a damaged or mixed-encoding file.
+        # Reading it as Windows-1252 would garble every one of those characters, and
+        # replacing the bad bytes would hide the damage, so the file is refused.
+        raise ReaderError(path, f"not valid UTF-8 ({where}; damaged or mixed encodings)")
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
         text = ""
     if text and _looks_like_text(text):
         return text
-    raise ReaderError(
-        path,
-        f"not valid UTF-8 (byte 0x{data[utf8_error.start]:02x} at offset {utf8_error.start}) "
-        "and not plausible Windows-1252 text",
-    )
+    raise ReaderError(path, f"not valid UTF-8 ({where}) and not plausible Windows-1252 text")
 
 
 def _looks_like_text(text: str) -> bool:

@@ -38,9 +38,16 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=_default, ensure_ascii=False) + "\n")
 
 
+def shown(value: object) -> str:
+    """Text safe to print on one line through Rich: control characters (a newline in a file
+    name) become escapes and square brackets are not taken as markup."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return escape(text)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return the Exit to raise."""
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
+    console.print(f"[red]error:[/red] {shown(message)}", highlight=False, markup=True)
     return typer.Exit(code)
 
 
@@ -59,7 +66,7 @@ def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Progress
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[item]}"),
+        TextColumn("{task.fields[item]}", markup=False),  # file names are not markup
         console=console,
         disable=not enabled,
         transient=False,

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from corpus.metadata import ManifestError, load_manifest
-from kb.cli.common import console, fail, print_json, progress_bar, ready_engine
+from kb.cli.common import console, fail, print_json, progress_bar, ready_engine, shown
 from kb.config import get_settings
 from kb.db import session_scope
 from kb.models import ReviewStatus, ReviewType
@@ -87,15 +86,18 @@ def _manifests_beside(paths: list[Path]) -> list[Path]:
 def _print_report(report: IngestReport) -> None:
     for item in report.ingested:
         console.print(
-            f"[green]ingested[/green] {item['path']} → document {item['document_id']}, "
+            f"[green]ingested[/green] {shown(item['path'])} → document {item['document_id']}, "
             f"reviews {item['reviews']}",
             highlight=False,
         )
     for item in report.skipped:
-        console.print(f"[yellow]skipped[/yellow] {item['path']}: {item['reason']}", highlight=False)
+        console.print(
+            f"[yellow]skipped[/yellow] {shown(item['path'])}: {shown(item['reason'])}",
+            highlight=False,
+        )
     for item in report.failed:
         console.print(
-            f"[red]failed[/red] {escape(item['path'])}: {escape(item['error'])}", highlight=False
+            f"[red]failed[/red] {shown(item['path'])}: {shown(item['error'])}", highlight=False
         )
     console.print(
         f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, "

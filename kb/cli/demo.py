@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from corpus.demo import FILES_DIR, MANIFEST, TRACKER
 from corpus.metadata import load_manifest
-from kb.cli.common import console, ready_engine
+from kb.cli.common import console, ready_engine, shown
 from kb.cli.corpus import run_ingest
 from kb.config import get_settings
 from kb.db import session_scope
@@ -44,7 +43,7 @@ def demo(
     )
     for item in report.failed:
         console.print(
-            f"[red]failed[/red] {escape(item['path'])}: {escape(item['error'])}", highlight=False
+            f"[red]failed[/red] {shown(item['path'])}: {shown(item['error'])}", highlight=False
         )
     _import_tracker()
     _demo_logins(get_settings().home / "demo-logins.txt")

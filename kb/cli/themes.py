@@ -8,13 +8,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from corpus.document import ExtractedDocument, ReaderError, sha256_bytes
 from corpus.readers import read_document
 from corpus.segment import segment
-from kb.cli.common import console, fail, print_json, progress_bar, ready_engine
+from kb.cli.common import console, fail, print_json, progress_bar, ready_engine, shown
 from kb.db import session_scope
 from kb.models import TagStatus
 from kb.services.access import Principal
@@ -73,7 +72,7 @@ def tag(
         try:
             doc = _stdin_document() if name == "-" else read_document(Path(name))
         except ReaderError as exc:
-            console.print(f"[red]failed[/red] {escape(str(exc))}", highlight=False)
+            console.print(f"[red]failed[/red] {shown(exc)}", highlight=False)
             failed = True
             continue
         themes = document_themes(doc)
