@@ -41,6 +41,8 @@ PARAMS: dict[str, Callable[[World], Any]] = {
     "theme_id": lambda w: w.hidden_theme,
     "briefing_id": lambda w: w.hidden_briefing,
     "action_id": lambda w: w.hidden_action,
+    "finding_id": lambda w: w.hidden_finding,
+    "recommendation_id": lambda w: w.hidden_recommendation,
 }
 # Query parameters future search / theme / list pages are likely to take; harmless otherwise.
 QUERY = {"q": SEARCH_WORD, "query": SEARCH_WORD, "theme": "domestic-abuse", "limit": 200}

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from kb.models import ActionCreate, Finding, Passage, Recommendation, ReviewType, TagStatus
+from kb.models import (
+    ActionCreate,
+    Finding,
+    Passage,
+    Recommendation,
+    Review,
+    ReviewStatus,
+    ReviewType,
+    TagStatus,
+)
 from kb.services.findings import extract_findings, update_finding, update_recommendation
 from kb.services.tracker import create_action
 from tests.test_tracker_recurrence import ADMIN, NORTHMOOR, Spec, add_review
@@ -111,10 +121,13 @@ def test_rerun_keeps_edits_and_linked_rows(engine: Engine) -> None:
             )
         }
         edited = update_recommendation(
-            session, recommendation_id=recs["2"].id, text="Audit the handover (edited)."
+            session,
+            principal=ADMIN,
+            recommendation_id=recs["2"].id,
+            text="Audit the handover (edited).",
         )
         finding = session.exec(select(Finding).where(Finding.review_id == review_id)).first()
-        update_finding(session, finding_id=finding.id, themes=["hidden-men"])
+        update_finding(session, principal=ADMIN, finding_id=finding.id, themes=["hidden-men"])
         action = create_action(
             session, principal=ADMIN,
             data=ActionCreate(ref="X-1", description="d", recommendation_ids=[recs["3"].id]),
@@ -141,3 +154,53 @@ def test_rerun_keeps_edits_and_linked_rows(engine: Engine) -> None:
         assert after["3"].id in action.recommendation_ids  # kept: an action links to it
         kept = session.get(Finding, finding.id)
         assert kept is not None and kept.themes == ["hidden-men"] and kept.edited
+
+
+def test_edits_follow_visibility_and_partnership_rules(engine: Engine) -> None:
+    """Hidden rows answer NotFound; viewers and other partnerships' panel members Forbidden;
+    an unknown theme or empty text is refused and nothing changes."""
+    from kb.models import Role
+    from kb.services.access import Principal
+    from kb.services.errors import Forbidden
+    from kb.services.reviews import NotFound
+
+    with Session(engine) as session:
+        review_id = _review(session)
+        extract_findings(session, review_id=review_id)
+        rec = session.exec(
+            select(Recommendation).where(Recommendation.review_id == review_id)
+        ).first()
+        assert rec is not None and rec.id is not None
+        partnership_id = session.exec(
+            select(Review.partnership_id).where(Review.id == review_id)
+        ).one()
+        viewer = Principal(username="v", role=Role.VIEWER)
+        other_panel = Principal(username="o", role=Role.PANEL, partnership_id=-1)
+        own_panel = Principal(username="p", role=Role.PANEL, partnership_id=partnership_id)
+        review = session.get(Review, review_id)
+        review.status = ReviewStatus.EMBARGOED
+        session.add(review)
+        session.flush()
+        with pytest.raises(NotFound):
+            update_recommendation(session, principal=viewer, recommendation_id=rec.id, text="x")
+        review.status = ReviewStatus.PUBLISHED
+        session.add(review)
+        session.flush()
+        for who in (viewer, other_panel):
+            with pytest.raises(Forbidden):
+                update_recommendation(session, principal=who, recommendation_id=rec.id, text="x")
+        with pytest.raises(ValueError, match="unknown theme"):
+            update_recommendation(
+                session, principal=own_panel, recommendation_id=rec.id, themes=["no-such"]
+            )
+        with pytest.raises(ValueError, match="empty"):
+            update_recommendation(session, principal=own_panel, recommendation_id=rec.id, text=" ")
+        before = rec.text
+        session.refresh(rec)
+        assert rec.text == before
+        done = update_recommendation(
+            session, principal=own_panel, recommendation_id=rec.id, text="Check every adult."
+        )
+        assert done.text == "Check every adult."
+        session.refresh(rec)
+        assert rec.edited  # re-extraction will keep the correction

@@ -14,7 +14,7 @@ from datetime import date
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from kb.models import (
     Action,
@@ -23,6 +23,7 @@ from kb.models import (
     ActionStatus,
     ActionThemeLink,
     Document,
+    Finding,
     Partnership,
     Passage,
     Recommendation,
@@ -74,6 +75,8 @@ class World:
     hidden_theme: str
     hidden_briefing: int = 0  # a saved briefing quoting the embargoed review (restricted)
     hidden_action: int = 0  # an action answering only the embargoed review's recommendation
+    hidden_finding: int = 0  # a finding of the embargoed review
+    hidden_recommendation: int = 0  # the embargoed review's recommendation (linked to the action)
 
 
 def _passages(text: str) -> list[tuple[str, str, int, int]]:
@@ -222,6 +225,12 @@ def build_world(engine: Engine) -> World:
         draft = build_briefing(session, principal=admin, review_id=hid.id, include_restricted=True)
         briefing = save_briefing(session, principal=admin, draft=draft)
         hidden_action = _add_hidden_action(session, hid)
+        hidden_finding = Finding(review_id=hid.id, number="1", text=f"{MARKER} was not seen.")
+        session.add(hidden_finding)
+        session.flush()
+        hidden_rec = session.exec(
+            select(Recommendation.id).where(Recommendation.review_id == hid.id)
+        ).one()
         session.commit()
         return World(
             published_review=pub.id,
@@ -234,6 +243,8 @@ def build_world(engine: Engine) -> World:
             hidden_theme="domestic-abuse",
             hidden_briefing=briefing.id,
             hidden_action=hidden_action,
+            hidden_finding=hidden_finding.id,  # type: ignore[arg-type]
+            hidden_recommendation=hidden_rec,
         )
 
 

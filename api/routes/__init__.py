@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import briefings, documents, me, reviews, schema, search, tags, themes, tracker
+from api.routes import (
+    briefings,
+    documents,
+    findings,
+    me,
+    reviews,
+    schema,
+    search,
+    tags,
+    themes,
+    tracker,
+)
 
 api_router = APIRouter(prefix="/api")
-for module in (me, reviews, tags, documents, search, briefings, themes, tracker, schema):
+for module in (me, reviews, findings, tags, documents, search, briefings, themes, tracker, schema):
     api_router.include_router(module.router)

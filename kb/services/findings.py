@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -26,7 +27,9 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
-from kb.services.reviews import NotFound
+from kb.services.access import Principal
+from kb.services.reviews import NotFound, get_review
+from kb.services.tracker import check_may_edit, check_themes
 
 log = logging.getLogger(__name__)
 
@@ -242,20 +245,43 @@ def list_recommendations(session: Session, *, review_id: int) -> list[Recommenda
     return [RecommendationPublic.model_validate(row) for row in rows]
 
 
+def review_learning(
+    session: Session, *, principal: Principal, review_id: int
+) -> dict[str, list[Any]]:
+    """A visible review's findings and recommendations (NotFound when hidden)."""
+    get_review(session, principal=principal, review_id=review_id)
+    return {
+        "findings": list_findings(session, review_id=review_id),
+        "recommendations": list_recommendations(session, review_id=review_id),
+    }
+
+
 def _edit(
     session: Session,
     model: type[Finding] | type[Recommendation],
     row_id: int,
+    principal: Principal,
     text: str | None,
     themes: list[str] | None,
 ) -> Finding | Recommendation:
+    """Apply a correction after the same checks everywhere: hidden → NotFound (a refusal never
+    confirms a hidden row exists), not an editor of that partnership → Forbidden, unknown theme
+    or empty text → ValueError."""
+    what = model.__name__.lower()
     row = session.get(model, row_id)
     if row is None:
-        raise NotFound(f"{model.__name__.lower()} {row_id} not found")
+        raise NotFound(f"{what} {row_id} not found")
+    try:
+        review = get_review(session, principal=principal, review_id=row.review_id)
+    except NotFound as exc:
+        raise NotFound(f"{what} {row_id} not found") from exc
+    check_may_edit(principal, review.partnership_id)
     if text is not None:
-        row.text = text
+        if not text.strip():
+            raise ValueError(f"{what} text cannot be empty")
+        row.text = text.strip()
     if themes is not None:
-        row.themes = sorted(set(themes))
+        row.themes = check_themes(themes)  # ValueError naming unknown ids
     row.edited = True
     session.add(row)
     session.flush()
@@ -263,19 +289,26 @@ def _edit(
 
 
 def update_finding(
-    session: Session, *, finding_id: int, text: str | None = None, themes: list[str] | None = None
+    session: Session,
+    *,
+    principal: Principal,
+    finding_id: int,
+    text: str | None = None,
+    themes: list[str] | None = None,
 ) -> FindingPublic:
     """Correct a finding; marked edited so re-extraction keeps the correction."""
-    return FindingPublic.model_validate(_edit(session, Finding, finding_id, text, themes))
+    row = _edit(session, Finding, finding_id, principal, text, themes)
+    return FindingPublic.model_validate(row)
 
 
 def update_recommendation(
     session: Session,
     *,
+    principal: Principal,
     recommendation_id: int,
     text: str | None = None,
     themes: list[str] | None = None,
 ) -> RecommendationPublic:
     """Correct a recommendation; marked edited so re-extraction keeps the correction."""
-    row = _edit(session, Recommendation, recommendation_id, text, themes)
+    row = _edit(session, Recommendation, recommendation_id, principal, text, themes)
     return RecommendationPublic.model_validate(row)
