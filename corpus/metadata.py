@@ -240,6 +240,25 @@ _INCIDENT_NARRATIVE = re.compile(
 )
 
 
+#: "was admitted in June 2021 with ...", "died unexpectedly in November 2021": the event verb
+#: comes first in case summaries and rapid review notifications.
+_INCIDENT_EVENT = re.compile(
+    r"\b(?:admitted|died|was found|were found|stabbed|injured|took an overdose|was assaulted|"
+    r"was killed|was taken to hospital|presented|suffered|sustained)\b[^.]{0,60}?\b(?:in|on)\s+"
+    r"(?:" + _DATE + r")",
+)
+
+
+def _incident(text: str) -> date | None:
+    """The incident date: labelled, else narrative ("In May 2021, Child F ..."), else the first
+    event ("was admitted in June 2021")."""
+    for pattern in (_INCIDENT_LABELLED, _INCIDENT_NARRATIVE, _INCIDENT_EVENT):
+        found = _find_date(pattern, text)
+        if found:
+            return found
+    return None
+
+
 def _to_date(match: re.Match[str]) -> date | None:
     """Turn one _DATE match into a date; month-only dates become the first of the month."""
     try:
@@ -378,7 +397,7 @@ def infer_metadata(text: str, filename: str) -> ReviewMeta:
         review_type=review_type,
         pseudonym=_pseudonym(head, stem, review_type),
         partnership=infer_partnership(head),
-        incident_date=_find_date(_INCIDENT_LABELLED, head) or _find_date(_INCIDENT_NARRATIVE, head),
+        incident_date=None if review_type is ReviewType.ANNUAL_REPORT else _incident(head),
         review_date=_find_date(_REVIEW, head),
         publication_date=_find_date(_PUBLICATION, head),
         age_band=None if review_type is ReviewType.ANNUAL_REPORT else infer_age_band(head),

@@ -121,3 +121,14 @@ def test_thematic_review_takes_no_pseudonym_from_its_body() -> None:
     )
     meta = infer_metadata(text, "westbrook_learning_review_injuries.pdf")
     assert meta.pseudonym is None
+
+
+def test_case_summary_incident_date_from_the_event_and_none_for_the_report() -> None:
+    summary = (
+        "Child F, a 7-week-old baby boy, was admitted in June 2021 with a skull fracture. "
+        "The panel met in July 2021."
+    )
+    meta = infer_metadata(summary, "")
+    assert meta.incident_date is not None and meta.incident_date.isoformat() == "2021-06-01"
+    report = infer_metadata(ANNUAL + "\n" + summary, "westbrook_annual_report.pdf")
+    assert report.incident_date is None  # a report's first case is not its incident

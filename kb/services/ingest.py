@@ -19,7 +19,7 @@ from sqlmodel import Session, col, delete, select
 
 from corpus.cases import CaseSummary, find_case_summaries
 from corpus.document import ExtractedDocument, ReaderError
-from corpus.metadata import ReviewMeta, apply_overrides, infer_age_band, infer_metadata
+from corpus.metadata import ReviewMeta, apply_overrides, infer_metadata
 from corpus.readers import SUPPORTED_SUFFIXES, read_document
 from corpus.segment import Section, segment
 from kb.config import get_settings
@@ -244,8 +244,12 @@ def _build_reviews(
         review.type = case.review_type
         review.pseudonym = case.pseudonym
         review.title = case.title
-        review.age_band = infer_age_band(doc.text[case.start : case.end])
-        review.incident_date = review.review_date = review.publication_date = None
+        # The summary's own facts, not the report's: "a 7-week-old ... admitted in June 2021".
+        case_meta = infer_metadata(doc.text[case.start : case.end], "")
+        review.age_band = case_meta.age_band
+        review.incident_date = case_meta.incident_date
+        review.review_date = review.publication_date = None
+        review.year = _year(case_meta) or review.year
         review.start, review.end = case.start, case.end
         reviews.append(review)
     return reviews
