@@ -6,6 +6,7 @@ the same services behind the API apply the caller's visibility instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,8 +34,10 @@ UntilOpt = Annotated[int | None, typer.Option(help="Last year (inclusive).")]
 ReportsOpt = Annotated[bool, typer.Option(help="Count annual reports as reviews too.")]
 
 
-def _filters(**kwargs: Any) -> dict[str, Any]:
-    return {"principal": Principal.system(), **kwargs}
+def _query(fn: Callable[..., dict[str, Any]], **filters: Any) -> dict[str, Any]:
+    """Run a recurrence query as the command line's system principal (it sees everything)."""
+    with session_scope(ready_engine()) as session:
+        return fn(session, principal=Principal.system(), **filters)
 
 
 @themes_app.command("recurrence")
@@ -48,17 +51,14 @@ def recurrence(
     json_: JsonFlag = False,
 ) -> None:
     """In how many reviews each theme appears (N of M), most frequent first."""
-    with session_scope(ready_engine()) as session:
-        data = theme_recurrence(
-            session,
-            **_filters(
-                review_type=type_,
-                partnership=partnership,
-                since=since,
-                until=until,
-                include_reports=include_reports,
-            ),
-        )
+    data = _query(
+        theme_recurrence,
+        review_type=type_,
+        partnership=partnership,
+        since=since,
+        until=until,
+        include_reports=include_reports,
+    )
     _maybe_export(data, out)
     if json_:
         print_json(data)
@@ -95,17 +95,14 @@ def matrix(
     json_: JsonFlag = False,
 ) -> None:
     """Reviews per theme per year."""
-    with session_scope(ready_engine()) as session:
-        data = theme_year_matrix(
-            session,
-            **_filters(
-                review_type=type_,
-                partnership=partnership,
-                since=since,
-                until=until,
-                include_reports=include_reports,
-            ),
-        )
+    data = _query(
+        theme_year_matrix,
+        review_type=type_,
+        partnership=partnership,
+        since=since,
+        until=until,
+        include_reports=include_reports,
+    )
     _maybe_export(data, out)
     if json_:
         print_json(data)
