@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -135,9 +136,16 @@ def _error_handlers(app: FastAPI) -> None:
     async def too_large(request: Request, exc: UploadTooLarge) -> Response:
         return _error(request, 413, str(exc))
 
+    @app.exception_handler(errors.Forbidden)
     @app.exception_handler(UploadForbidden)
-    async def forbidden(request: Request, exc: UploadForbidden) -> Response:
+    async def forbidden(request: Request, exc: Exception) -> Response:
         return _error(request, 403, str(exc))
+
+    @app.exception_handler(OverflowError)  # SQLite: an integer wider than 64 bits
+    @app.exception_handler(DataError)  # PostgreSQL: a value out of its column's range
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        """An id or number no row can have is the request's fault, not a server error."""
+        return _error(request, 422, "invalid request: a number in the request is out of range")
 
     @app.exception_handler(UploadError)
     @app.exception_handler(UserError)

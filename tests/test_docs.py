@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,16 @@ def test_readme_starts_with_the_two_commands_ci_runs() -> None:
     head = README[:1500]
     assert "bash scripts/demo.sh" in head and "bash scripts/test.sh" in head
     assert "bash scripts/test.sh" in ci
+
+
+def test_every_test_cited_in_security_md_exists() -> None:
+    """SECURITY.md names the test behind each claim; a renamed or deleted test must fail here."""
+    root = Path(__file__).parent.parent
+    cited = set(re.findall(r"(tests/\w+\.py)::(\w+)", (root / "SECURITY.md").read_text()))
+    assert len(cited) >= 20
+    missing = [
+        f"{path}::{name}"
+        for path, name in sorted(cited)
+        if not re.search(rf"^\s*(?:async )?def {name}\(", (root / path).read_text(), re.M)
+    ]
+    assert missing == [], f"SECURITY.md cites tests that do not exist: {missing}"

@@ -1,16 +1,16 @@
 """The tracker: actions (with optimistic locking), training, signals, spreadsheet import/export.
 
 Actions are only as visible as the reviews behind them (kb.services.tracker), so every list,
-signal and export here is the principal's own view. Viewers read; panel members and admins
-change actions and import workbooks, panel members only for their own partnership (or for
-partnership-wide actions). Edits carry the ``version`` the editor saw: a stale one gets 409 and
-the current action, so nobody overwrites a change they have not seen.
+signal and export here is the principal's own view. Who may change what is the service's rule
+(kb.services.tracker.check_may_edit: viewers read; panel members change their own
+partnership's and partnership-wide actions; admins all): its Forbidden becomes 403 in
+api/main.py. Edits carry the ``version`` the editor saw: a stale one gets 409 and the current
+action, so nobody overwrites a change they have not seen.
 """
 
 from __future__ import annotations
 
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +25,6 @@ from kb.models import (
     ActionCreate,
     ActionPublic,
     ActionUpdate,
-    Role,
     TrainingCoursePublic,
     TrainingSessionPublic,
 )
@@ -34,6 +33,7 @@ from kb.services.access import Principal
 from kb.services.errors import Conflict
 from kb.services.signals import signals
 from kb.services.tracker import (
+    check_may_edit,
     create_action,
     delete_action,
     get_action,
@@ -46,7 +46,6 @@ from kb.services.tracker_io import CSV_NAMES, TrackerImportError, export_tracker
 
 router = APIRouter(tags=["tracker"])
 
-EDITORS = (Role.PANEL, Role.ADMIN)
 CONFLICT = {409: {"description": "Someone changed the action since you read it: reload"}}
 SHEETS = {"actions": "Actions", "training": "Training", "sessions": "Sessions"}
 
@@ -93,32 +92,6 @@ class ImportResult(BaseModel):
     sessions: ImportCounts
 
 
-# --------------------------------------------------------------------------- permissions
-
-
-def _may_edit(principal: Principal, partnership_id: int | None) -> None:
-    """403 unless the principal may change an action of ``partnership_id``."""
-    if principal.role not in EDITORS:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only panel members and admins may edit")
-    if (
-        principal.role == Role.PANEL
-        and partnership_id is not None
-        and partnership_id != principal.partnership_id
-    ):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "panel members may only edit their own partnership's actions"
-        )
-
-
-def can_edit(principal: Principal, action: ActionPublic | None = None) -> bool:
-    """Whether edit forms should be offered (the routes check again)."""
-    try:
-        _may_edit(principal, action.partnership_id if action else None)
-    except HTTPException:
-        return False
-    return True
-
-
 def _bad_request(exc: ValueError) -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
 
@@ -132,12 +105,8 @@ def actions_data(session: Session, principal: Principal) -> list[ActionPublic]:
 
 
 def courses_data(session: Session, principal: Principal) -> list[TrainingCoursePublic]:
-    """Every course, its links to actions narrowed to the actions ``principal`` may see."""
-    visible = {a.id for a in list_actions(session, principal=principal)}
-    return [
-        c.model_copy(update={"action_ids": [a for a in c.action_ids if a in visible]})
-        for c in list_courses(session)
-    ]
+    """Every course, with links only to the actions ``principal`` may see (the service's rule)."""
+    return list_courses(session, principal=principal)
 
 
 def sessions_data(session: Session, course_id: int | None = None) -> list[TrainingSessionPublic]:
@@ -153,7 +122,7 @@ def signals_data(request: Request, session: Session, principal: Principal) -> li
 
 
 def create_action_data(session: Session, principal: Principal, data: ActionCreate) -> ActionPublic:
-    _may_edit(principal, data.partnership_id)
+    """Add an action (Forbidden → 403 when it is not the principal's to add) and audit it."""
     try:
         action = create_action(session, principal=principal, data=data)
     except ValueError as exc:  # unknown theme ids
@@ -172,11 +141,8 @@ def create_action_data(session: Session, principal: Principal, data: ActionCreat
 def update_action_data(
     session: Session, principal: Principal, action_id: int, data: ActionUpdate, version: int
 ) -> ActionPublic:
-    """Change an action; Conflict (→ 409) when ``version`` is not the current one."""
-    current = get_action(session, principal=principal, action_id=action_id)
-    _may_edit(principal, current.partnership_id)
-    if "partnership_id" in data.model_fields_set:
-        _may_edit(principal, data.partnership_id)
+    """Change an action; Forbidden (→ 403) when it is not the principal's to change, Conflict
+    (→ 409) when ``version`` is not the current one."""
     try:
         action = update_action(
             session, principal=principal, action_id=action_id, data=data, expected_version=version
@@ -197,8 +163,6 @@ def update_action_data(
 def delete_action_data(
     session: Session, principal: Principal, action_id: int, version: int
 ) -> None:
-    current = get_action(session, principal=principal, action_id=action_id)
-    _may_edit(principal, current.partnership_id)
     delete_action(session, principal=principal, action_id=action_id, expected_version=version)
     audit.record(
         session,
@@ -220,8 +184,11 @@ def conflict_response(
     )
 
 
-async def _store(files: list[UploadFile], folder: Path, max_bytes: int) -> Path:
-    """Write the uploads into ``folder`` under the names import_tracker understands."""
+async def _store(
+    files: list[UploadFile], folder: Path, max_bytes: int
+) -> tuple[Path, dict[str, str]]:
+    """Write the uploads into ``folder`` under the names import_tracker understands; returns
+    the path to import and stored name → uploaded name (so errors name the user's file)."""
     suffixes = {Path(f.filename or "").suffix.lower() for f in files}
     if not files or not suffixes <= {".xlsx", ".csv"} or len(suffixes) != 1:
         raise TrackerImportError(["upload one .xlsx workbook, or one or more .csv files"])
@@ -248,21 +215,23 @@ async def _store(files: list[UploadFile], folder: Path, max_bytes: int) -> Path:
         if len(content) > max_bytes:
             raise TrackerImportError([f"{upload.filename} is larger than {max_bytes} bytes"])
         (folder / target).write_bytes(content)
-        if target.endswith(".xlsx") and not zipfile.is_zipfile(folder / target):
-            # read_workbook does not turn BadZipFile into a located problem: check here.
-            raise TrackerImportError([f"cannot read {upload.filename}: not an .xlsx workbook"])
-    return folder / "tracker.xlsx" if suffixes == {".xlsx"} else folder
+    names = {t: Path(f.filename or "").name or t for f, t in zip(files, targets, strict=True)}
+    return (folder / "tracker.xlsx" if suffixes == {".xlsx"} else folder), names
 
 
 async def import_data(
     request: Request, session: Session, principal: Principal, files: list[UploadFile]
 ) -> dict[str, Any]:
-    """Validate the whole upload, then upsert; TrackerImportError lists every problem."""
-    _may_edit(principal, principal.partnership_id)
+    """Validate the whole upload, then upsert; TrackerImportError lists every problem.
+
+    Who may import what is checked by import_tracker; refusing a viewer before reading the
+    upload just saves the work (it raises the same Forbidden the service would).
+    """
+    check_may_edit(principal)
     max_bytes = request.app.state.settings.max_file_mb * 1_000_000
     with tempfile.TemporaryDirectory(prefix="kb-tracker-") as tmp:
-        path = await _store(files, Path(tmp), max_bytes)
-        counts = import_tracker(session, principal=principal, path=path)
+        path, names = await _store(files, Path(tmp), max_bytes)
+        counts = import_tracker(session, principal=principal, path=path, names=names)
     audit.record(
         session,
         principal=principal,

@@ -173,7 +173,8 @@ def _recurrence_signal(
     done = [f"{_short(a.description)} completed {_month(a.completed_date)}" for a in actions[:3]]
     if len(actions) > 3:
         done.append(f"{len(actions) - 3} more action(s)")
-    seen = [f"{r.pseudonym} ({_month(event_date(r))})" for r in reviews]
+    # A rapid review and the LCSPR that followed it are two reviews of one incident: name it once.
+    seen = list(dict.fromkeys(f"{r.pseudonym} ({_month(event_date(r))})" for r in reviews))
     label = _in_sentence(labels.get(theme, theme))
     summary = f"{'; '.join(done)}; {label} recurred in {_and(seen)}"
     return _signal("recurrence_after_action", theme, summary, reviews, actions)

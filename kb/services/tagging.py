@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -142,22 +143,35 @@ def decide_tag(
     status: TagStatus,
     expected_version: int | None = None,
 ) -> ThemeTagPublic:
-    """Confirm or reject a tag. ``expected_version`` guards against lost updates."""
+    """Confirm or reject a tag. ``expected_version`` guards against lost updates.
+
+    The version check and the write are one conditional UPDATE: checking in Python first would
+    let two deciders who read the same version both pass the check and both write.
+    """
     tag = session.get(ThemeTag, tag_id)
     if tag is None:
         raise NotFound(f"tag {tag_id} not found")
     get_review(session, principal=principal, review_id=tag.review_id)  # access check
-    if expected_version is not None and tag.version_id != expected_version:
+    guard = [col(ThemeTag.id) == tag_id]
+    if expected_version is not None:
+        guard.append(col(ThemeTag.version_id) == expected_version)
+    result = session.execute(
+        update(ThemeTag)
+        .where(*guard)
+        .values(
+            status=status,
+            decided_by=principal.username,
+            decided_at=utcnow(),
+            version_id=ThemeTag.version_id + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(tag)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
             f"tag {tag_id} was changed by {tag.decided_by or 'someone else'} "
             f"(version {tag.version_id}, you had {expected_version}); reload and try again"
         )
-    tag.status = status
-    tag.decided_by = principal.username
-    tag.decided_at = utcnow()
-    tag.version_id += 1
-    session.add(tag)
-    session.flush()
     return ThemeTagPublic.model_validate(tag)
 
 

@@ -4,6 +4,10 @@ The chain the scrutineer follows is finding → recommendation → action → tr
 Actions are only as visible as the reviews behind them: an action linked solely to
 recommendations of reviews the principal may not see is invisible to that principal, and links
 into hidden reviews are left out of what a principal is shown.
+
+Who may change an action is decided here too (``check_may_edit``), not in the routes, so the
+API, the web pages and the spreadsheet import all apply one rule: viewers only read; panel
+members change their own partnership's actions and partnership-wide ones; admins change all.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, update
 from sqlmodel import Session, col, delete, select
 
 from kb.models import (
@@ -25,8 +29,10 @@ from kb.models import (
     ActionThemeLink,
     ActionUpdate,
     CourseThemeLink,
+    Partnership,
     Recommendation,
     Review,
+    Role,
     TrainingCourse,
     TrainingCourseCreate,
     TrainingCoursePublic,
@@ -37,7 +43,7 @@ from kb.models import (
     TrainingSessionUpdate,
 )
 from kb.services.access import Principal, visible_reviews
-from kb.services.errors import Conflict
+from kb.services.errors import Conflict, Forbidden
 from kb.services.reviews import NotFound
 
 # Used only when nlp.taxonomy cannot be imported: the 27 shared core ids (docs/THEMES.md).
@@ -138,11 +144,64 @@ def _visible_recommendation_links(
     return _grouped(rows)
 
 
+def hidden_recommendation_links(
+    session: Session, *, principal: Principal, action_id: int
+) -> list[int]:
+    """Recommendations the action answers that ``principal`` cannot see.
+
+    Editors replace an action's links with the ones they were shown; these are kept on top so
+    an edit never silently drops a link into a review the editor does not know about.
+    """
+    linked = set(
+        session.exec(
+            select(ActionRecommendationLink.recommendation_id).where(
+                ActionRecommendationLink.action_id == action_id
+            )
+        ).all()
+    )
+    seen = _visible_recommendation_links(session, principal, [action_id]).get(action_id, [])
+    return sorted(linked - set(seen))
+
+
 def _grouped(rows: Iterable[tuple[Any, Any]]) -> dict[Any, list[Any]]:
     grouped: dict[Any, list[Any]] = defaultdict(list)
     for key, value in rows:
         grouped[key].append(value)
     return {key: sorted(values) for key, values in grouped.items()}
+
+
+# --------------------------------------------------------------------------- permissions
+
+EDITORS = (Role.PANEL, Role.ADMIN)
+
+
+def edit_refusal(principal: Principal, partnership_id: int | None) -> str | None:
+    """Why ``principal`` may not change an action of ``partnership_id`` (None: they may).
+
+    Panel members answer for their own partnership's plan, so they may change its actions and
+    partnership-wide ones (no partnership), never another partnership's.
+    """
+    if principal.role not in EDITORS:
+        return "only panel members and admins may edit"
+    if (
+        principal.role == Role.PANEL
+        and partnership_id is not None
+        and partnership_id != principal.partnership_id
+    ):
+        return "panel members may only edit their own partnership's actions"
+    return None
+
+
+def may_edit(principal: Principal, partnership_id: int | None = None) -> bool:
+    """Whether edit forms should be offered for an action of ``partnership_id``."""
+    return edit_refusal(principal, partnership_id) is None
+
+
+def check_may_edit(principal: Principal, partnership_id: int | None = None) -> None:
+    """Forbidden unless ``principal`` may change an action of ``partnership_id``."""
+    refusal = edit_refusal(principal, partnership_id)
+    if refusal is not None:
+        raise Forbidden(refusal)
 
 
 # --------------------------------------------------------------------------- actions
@@ -249,12 +308,18 @@ def _set_action_links(
 
 def create_action(session: Session, *, principal: Principal, data: ActionCreate) -> ActionPublic:
     """Add an action; its recommendations must be visible to the principal. Without a
-    partnership it takes that of its recommendations' reviews (when they agree)."""
+    partnership it takes that of its recommendations' reviews (when they agree), and the edit
+    rule is checked on that partnership: a panel member cannot create another's action by
+    linking it to that partnership's published recommendations."""
+    check_may_edit(principal, data.partnership_id)
     recs = _check_recommendations(session, principal, data.recommendation_ids)
     themes = check_themes(data.theme_ids)
+    _check_ref_free(session, data.ref)
+    _check_partnership(session, data.partnership_id)
     action = Action.model_validate(data.model_dump(exclude={"recommendation_ids", "theme_ids"}))
     if action.partnership_id is None:
         action.partnership_id = _partnership_of(session, recs)
+    check_may_edit(principal, action.partnership_id)
     session.add(action)
     session.flush()
     _set_action_links(session, action.id, recs, themes)  # type: ignore[arg-type]
@@ -262,13 +327,43 @@ def create_action(session: Session, *, principal: Principal, data: ActionCreate)
     return get_action(session, principal=principal, action_id=action.id)  # type: ignore[arg-type]
 
 
-def _locked(row: Action, expected_version: int | None, what: str) -> None:
-    """Optimistic lock: refuse to overwrite a version the caller has not seen."""
-    if expected_version is not None and row.version_id != expected_version:
+def _locked(session: Session, row: Action, expected_version: int | None, what: str) -> None:
+    """Optimistic lock: claim the next version, or Conflict for a version the caller has not seen.
+
+    The check and the version bump are one conditional UPDATE: comparing in Python first would
+    let two editors who read the same version both pass and the later one silently overwrite.
+    """
+    guard = [col(Action.id) == row.id]
+    if expected_version is not None:
+        guard.append(col(Action.version_id) == expected_version)
+    claimed = session.execute(
+        update(Action)
+        .where(*guard)
+        .values(version_id=Action.version_id + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        now = session.exec(select(Action.version_id).where(col(Action.id) == row.id)).first()
+        if now is None:
+            raise Conflict(f"{what} was deleted by someone else; reload")
         raise Conflict(
-            f"{what} was changed by someone else (version {row.version_id}, you had "
+            f"{what} was changed by someone else (version {now}, you had "
             f"{expected_version}); reload and try again"
         )
+    session.refresh(row, ["version_id"])
+
+
+def _check_partnership(session: Session, partnership_id: int | None) -> None:
+    """ValueError (a 400, not a foreign-key failure) for a partnership id that does not exist."""
+    if partnership_id is not None and session.get(Partnership, partnership_id) is None:
+        raise ValueError(f"unknown partnership {partnership_id}")
+
+
+def _check_ref_free(session: Session, ref: str, action_id: int | None = None) -> None:
+    """ValueError (a 400, not a database error) when another action already has ``ref``."""
+    taken = session.exec(select(Action.id).where(Action.ref == ref)).first()
+    if taken is not None and taken != action_id:
+        raise ValueError(f"an action with ref {ref!r} already exists")
 
 
 def update_action(
@@ -279,19 +374,29 @@ def update_action(
     data: ActionUpdate,
     expected_version: int | None,
 ) -> ActionPublic:
-    """Change the fields given in ``data``; Conflict when ``expected_version`` is stale."""
+    """Change the fields given in ``data``: NotFound when hidden, Forbidden when the action
+    (or the partnership it would move to) is not the principal's to change, Conflict when
+    ``expected_version`` is stale."""
     get_action(session, principal=principal, action_id=action_id)  # visibility
     action = session.get(Action, action_id)
     assert action is not None
-    _locked(action, expected_version, f"action {action.ref}")
+    check_may_edit(principal, action.partnership_id)
+    if "partnership_id" in data.model_fields_set:
+        check_may_edit(principal, data.partnership_id)
+    if "ref" in data.model_fields_set and data.ref is not None:
+        _check_ref_free(session, data.ref, action_id)
+    if "partnership_id" in data.model_fields_set:
+        _check_partnership(session, data.partnership_id)
+    _locked(session, action, expected_version, f"action {action.ref}")
     changes = data.model_dump(exclude_unset=True)
     recs = changes.pop("recommendation_ids", None)
     themes = changes.pop("theme_ids", None)
-    recs = _check_recommendations(session, principal, recs) if recs is not None else None
+    if recs is not None:
+        recs = _check_recommendations(session, principal, recs)
+        recs += hidden_recommendation_links(session, principal=principal, action_id=action_id)
     themes = check_themes(themes) if themes is not None else None
     for name, value in changes.items():
         setattr(action, name, value)
-    action.version_id += 1
     session.add(action)
     _set_action_links(session, action_id, recs, themes)
     session.flush()
@@ -301,11 +406,12 @@ def update_action(
 def delete_action(
     session: Session, *, principal: Principal, action_id: int, expected_version: int | None
 ) -> None:
-    """Remove an action and its links."""
+    """Remove an action and its links (same checks, in the same order, as an update)."""
     get_action(session, principal=principal, action_id=action_id)
     action = session.get(Action, action_id)
     assert action is not None
-    _locked(action, expected_version, f"action {action.ref}")
+    check_may_edit(principal, action.partnership_id)
+    _locked(session, action, expected_version, f"action {action.ref}")
     for link in (ActionRecommendationLink, ActionThemeLink, ActionCourseLink):
         session.exec(delete(link).where(col(link.action_id) == action_id))  # type: ignore[call-overload]
     session.delete(action)
@@ -315,8 +421,13 @@ def delete_action(
 # --------------------------------------------------------------------------- training
 
 
-def list_courses(session: Session) -> list[TrainingCoursePublic]:
-    """Every course with its themes and the actions it delivers, by ref."""
+def list_courses(session: Session, *, principal: Principal) -> list[TrainingCoursePublic]:
+    """Every course with its themes and the actions it delivers that ``principal`` may see.
+
+    Course titles are training, not review content, so every course is listed; only the links
+    to actions hidden from the principal are left out (a link would reveal that the action
+    exists).
+    """
     courses = list(session.exec(select(TrainingCourse).order_by(col(TrainingCourse.ref))).all())
     ids = [c.id for c in courses]
     themes = _grouped(
@@ -328,9 +439,9 @@ def list_courses(session: Session) -> list[TrainingCoursePublic]:
     )
     actions = _grouped(
         session.exec(
-            select(ActionCourseLink.course_id, ActionCourseLink.action_id).where(
-                col(ActionCourseLink.course_id).in_(ids)
-            )
+            select(ActionCourseLink.course_id, ActionCourseLink.action_id)
+            .join(Action, col(Action.id) == ActionCourseLink.action_id)
+            .where(col(ActionCourseLink.course_id).in_(ids), visible_actions(principal))
         ).all()
     )
     return [
@@ -365,7 +476,10 @@ def _set_course_links(
 
 
 def _course_public(session: Session, course_id: int) -> TrainingCoursePublic:
-    return next(c for c in list_courses(session) if c.id == course_id)
+    """A course as the operator sees it: course writes have no route, only the local operator
+    (``Principal.system()``) and tests call them."""
+    courses = list_courses(session, principal=Principal.system())
+    return next(c for c in courses if c.id == course_id)
 
 
 def create_course(session: Session, *, data: TrainingCourseCreate) -> TrainingCoursePublic:

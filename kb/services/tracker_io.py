@@ -4,13 +4,19 @@ Partnerships already keep their action plans in Excel, so the workbook is the wa
 Import is all-or-nothing: every row is validated first and *every* problem is reported with its
 sheet, row and column, so a person fixes the workbook once instead of one error per attempt.
 Nothing is written unless the whole workbook is valid.
+
+The edit rule of kb.services.tracker applies row by row: viewers may not import at all, and a
+panel member's workbook may neither update another partnership's action (a problem on "Ref")
+nor create or move one into another partnership (a problem on "Review"). A file that is not a
+readable workbook at all is one TrackerImportError naming the file, never an unhandled error.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterable
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -18,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils.datetime import from_excel
+from openpyxl.utils.exceptions import InvalidFileException
+from sqlalchemy import not_
 from sqlmodel import Session, col, select
 
 from kb.models import (
@@ -39,6 +48,9 @@ from kb.models import (
 )
 from kb.services.access import Principal, visible_reviews
 from kb.services.tracker import (
+    check_may_edit,
+    edit_refusal,
+    hidden_recommendation_links,
     list_actions,
     list_courses,
     list_sessions,
@@ -69,6 +81,13 @@ _STATUS_ALIASES = {"complete": "completed", "done": "completed", "open": "in_pro
 _UK_DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ][\d:.]+)?$")
 _QUALIFIED_REC = re.compile(r"^(.*\S)\s*#\s*(\S+)$")
+# What a damaged or mislabelled file raises while openpyxl / csv read it: not a zip, a zip
+# without the workbook parts, broken XML inside (ElementTree's and lxml's parse errors are both
+# SyntaxErrors), undecodable text, an unreadable file.
+UNREADABLE = (
+    OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile,
+    zipfile.LargeZipFile, InvalidFileException, SyntaxError, csv.Error,
+)  # fmt: skip
 
 
 class TrackerImportError(ValueError):
@@ -141,11 +160,35 @@ def _csv_paths(path: Path) -> dict[str, Path]:
 def _read_csvs(path: Path) -> dict[str, Sheet]:
     sheets = {}
     for name, file in _csv_paths(path).items():
-        with file.open(newline="", encoding="utf-8-sig") as fh:
-            sheets[name] = _sheet(
-                name, [[c if c != "" else None for c in r] for r in csv.reader(fh)]
-            )
+        try:
+            with file.open(newline="", encoding="utf-8-sig") as fh:
+                sheets[name] = _sheet(
+                    name, [[c if c != "" else None for c in r] for r in csv.reader(fh)]
+                )
+        except UNREADABLE as exc:  # say which of several CSV files is broken
+            raise _Unreadable(file, _reason(exc)) from exc
     return sheets
+
+
+class _Unreadable(Exception):
+    """One file of the import cannot be read; carries the file so the message can name it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path.name}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, path-free description of why a file could not be read."""
+    if isinstance(exc, zipfile.BadZipFile | InvalidFileException | KeyError):
+        return "not an .xlsx workbook (or a damaged one)"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, SyntaxError):
+        return "damaged workbook (broken XML inside)"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- cell parsers
@@ -256,6 +299,9 @@ class _Context:
     action_refs: set[str]
     hidden_action_refs: set[str]
     course_refs: set[str]
+    principal: Principal
+    action_partnerships: dict[str, int | None] = field(default_factory=dict)
+    partnership_names: dict[int, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def cell(
@@ -287,14 +333,21 @@ def _context(session: Session, principal: Principal) -> _Context:
         if rec.number:
             recs.setdefault(rec.review_id, {}).setdefault(rec.number, rec.id)  # type: ignore[arg-type]
     all_refs = set(session.exec(select(Action.ref)).all())
-    seen = set(session.exec(select(Action.ref).where(visible_actions(principal))).all())
+    seen = dict(
+        session.exec(
+            select(Action.ref, Action.partnership_id).where(visible_actions(principal))
+        ).all()
+    )
     return _Context(
         reviews=reviews,
         recommendations=recs,
         labels=theme_labels(),
-        action_refs=seen,
-        hidden_action_refs=all_refs - seen,
+        action_refs=set(seen),
+        hidden_action_refs=all_refs - set(seen),
         course_refs=set(session.exec(select(TrainingCourse.ref)).all()),
+        principal=principal,
+        action_partnerships=seen,
+        partnership_names=dict(session.exec(select(Partnership.id, Partnership.name)).all()),
     )
 
 
@@ -406,6 +459,8 @@ def _action_rows(ctx: _Context, sheet: Sheet, refs: dict[int, str]) -> list[_Row
         if ref in ctx.hidden_action_refs:
             ctx.problem(ACTIONS, number, "Ref", f"{ref!r} belongs to an action you cannot see")
         reviews = cell("Review", lambda v: [_find_review(ctx, r) for r in _list(v)])
+        if ref is not None:
+            _check_rights(ctx, number, ref, reviews or [])
         review_failed = reviews is None and bool(_list(values.get("Review")))
         recs = (
             None
@@ -439,6 +494,30 @@ def _action_rows(ctx: _Context, sheet: Sheet, refs: dict[int, str]) -> list[_Row
 def _partnership_of(reviews: list[Review]) -> int | None:
     ids = {r.partnership_id for r in reviews}
     return ids.pop() if len(ids) == 1 else None
+
+
+def _check_rights(ctx: _Context, number: int, ref: str, reviews: list[Review]) -> None:
+    """The tracker's edit rule for one row: the existing action must be the principal's to
+    change (problem on "Ref"), and so must the partnership the row's reviews give it (problem
+    on "Review"), so a panel member can neither update nor create another partnership's
+    action."""
+    if ref in ctx.action_partnerships:
+        owner = ctx.action_partnerships[ref]
+        refusal = edit_refusal(ctx.principal, owner)
+        if refusal:
+            where = ctx.partnership_names.get(owner, f"partnership {owner}") if owner else ""
+            ctx.problem(ACTIONS, number, "Ref", f"{ref!r} is an action of {where}: {refusal}")
+    target = _partnership_of(reviews)
+    refusal = edit_refusal(ctx.principal, target)
+    if refusal and target is not None:
+        names = ", ".join(repr(r.pseudonym) for r in reviews)
+        where = ctx.partnership_names.get(target, f"partnership {target}")
+        ctx.problem(
+            ACTIONS,
+            number,
+            "Review",
+            f"{names} would make {ref!r} an action of {where}: {refusal}",
+        )
 
 
 def _course_rows(
@@ -524,15 +603,20 @@ def _replace_links(
 
 
 def _write(
-    session: Session, actions: list[_Row], courses: list[_Row], sessions: list[_Row]
+    session: Session,
+    principal: Principal,
+    actions: list[_Row],
+    courses: list[_Row],
+    sessions: list[_Row],
 ) -> dict[str, dict[str, int]]:
     counts = {name: {"created": 0, "updated": 0} for name in ("actions", "training", "sessions")}
     for row in actions:
         action, created = _upsert(session, Action, row.ref, row.fields)
         counts["actions"]["created" if created else "updated"] += 1
+        kept = hidden_recommendation_links(session, principal=principal, action_id=action.id)
         recs = [
             ActionRecommendationLink(action_id=action.id, recommendation_id=r)
-            for r in row.links["recs"]
+            for r in sorted(set(row.links["recs"]) | set(kept))
         ]
         _replace_links(session, ActionRecommendationLink, "action_id", action.id, recs)
         themes = [ActionThemeLink(action_id=action.id, theme_id=t) for t in row.links["themes"]]
@@ -543,7 +627,13 @@ def _write(
         themes = [CourseThemeLink(course_id=course.id, theme_id=t) for t in row.links["themes"]]
         _replace_links(session, CourseThemeLink, "course_id", course.id, themes)
         ids = session.exec(select(Action.id).where(col(Action.ref).in_(row.links["actions"]))).all()
-        links = [ActionCourseLink(course_id=course.id, action_id=a) for a in ids]
+        # The importer never saw links to actions hidden from them: keep those, do not drop them.
+        hidden = session.exec(
+            select(ActionCourseLink.action_id)
+            .join(Action, col(Action.id) == ActionCourseLink.action_id)
+            .where(ActionCourseLink.course_id == course.id, not_(visible_actions(principal)))
+        ).all()
+        links = [ActionCourseLink(course_id=course.id, action_id=a) for a in {*ids, *hidden}]
         _replace_links(session, ActionCourseLink, "course_id", course.id, links)
     for row in sessions:
         course_id = session.exec(
@@ -557,18 +647,34 @@ def _write(
     return counts
 
 
-def import_tracker(session: Session, *, principal: Principal, path: Path) -> dict[str, Any]:
+def import_tracker(
+    session: Session,
+    *,
+    principal: Principal,
+    path: Path,
+    names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Validate the whole workbook, then upsert actions, courses and sessions by Ref.
 
-    Raises TrackerImportError (listing every problem) before writing anything; rows absent
-    from the workbook are left alone. Runs in the caller's transaction.
+    Forbidden for principals who may not edit actions at all (viewers). Otherwise raises
+    TrackerImportError (listing every problem, including rows the principal may not change, or
+    the file name when the file cannot be read) before writing anything; rows absent from the
+    workbook are left alone. ``names`` maps stored file names to the names to show in messages
+    (the API stores uploads under fixed names). Runs in the caller's transaction.
     """
+    check_may_edit(principal)
+    shown = dict(names or {})
     try:
         sheets = read_workbook(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise TrackerImportError([f"cannot read {path.name}: {exc}"]) from exc
+    except _Unreadable as exc:
+        name = shown.get(exc.path.name, exc.path.name)
+        raise TrackerImportError([f"cannot read {name}: {exc.reason}"]) from exc
+    except UNREADABLE as exc:
+        name = shown.get(path.name, path.name)
+        raise TrackerImportError([f"cannot read {name}: {_reason(exc)}"]) from exc
     if not sheets:
-        raise TrackerImportError([f"{path.name} has no sheet named {', '.join(COLUMNS)}"])
+        name = shown.get(path.name, path.name)
+        raise TrackerImportError([f"{name} has no sheet named {', '.join(COLUMNS)}"])
     ctx = _context(session, principal)
     _missing_columns(ctx, sheets)
     refs = {name: _refs(ctx, sheet) for name, sheet in sheets.items()}
@@ -587,7 +693,7 @@ def import_tracker(session: Session, *, principal: Principal, path: Path) -> dic
     )
     if ctx.problems:
         raise TrackerImportError(ctx.problems)
-    return _write(session, actions, courses, sessions)
+    return _write(session, principal, actions, courses, sessions)
 
 
 # --------------------------------------------------------------------------- export
@@ -655,7 +761,7 @@ def tracker_tables(session: Session, *, principal: Principal) -> dict[str, list[
     names, recs = _review_refs(session, principal)
     actions = list_actions(session, principal=principal)
     refs = {a.id: a.ref for a in actions}
-    courses = list_courses(session)
+    courses = list_courses(session, principal=principal)
     course_refs = {c.id: c.ref for c in courses}
     return {
         ACTIONS: [list(COLUMNS[ACTIONS])] + [_action_cells(a, names, recs) for a in actions],
@@ -703,7 +809,9 @@ def _write_xlsx(tables: dict[str, list[list[Any]]], path: Path) -> None:
     for name, rows in tables.items():
         ws = workbook.create_sheet(name)
         for row in rows:
-            ws.append(row)
+            # Control characters typed or pasted into a field are legal in the database but
+            # not in a worksheet: drop them rather than fail the whole export.
+            ws.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row])
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for column in ws.columns:

@@ -19,7 +19,7 @@ from api.routes import tracker as tracker_api
 from kb.models import ActionPublic, ActionStatus, ActionUpdate, ImpactRating
 from kb.services.access import Principal
 from kb.services.errors import Conflict
-from kb.services.tracker import get_action, theme_labels
+from kb.services.tracker import get_action, may_edit, theme_labels
 from web.rendering import render
 
 router = APIRouter()
@@ -77,8 +77,8 @@ def _page(
         "sessions": by_course,
         "action_refs": refs,
         "action_ids": {ref: action_id for action_id, ref in refs.items()},
-        "editable": {a.id for a in actions if tracker_api.can_edit(principal, a)},
-        "can_import": tracker_api.can_edit(principal),
+        "editable": {a.id for a in actions if may_edit(principal, a.partnership_id)},
+        "can_import": may_edit(principal),
         "statuses": list(ActionStatus),
         "ratings": list(ImpactRating),
         "saved": next((a for a in actions if a.id == saved), None),
