@@ -69,13 +69,24 @@ def test_reviews_list_and_show_contract(runner: CliRunner, tmp_path: Path) -> No
     runner.invoke(app, ["ingest", str(folder / "child-p.md"), "--status", "published"])
     listed = json.loads(runner.invoke(app, ["reviews", "list", "--json"]).stdout)
     [row] = listed
-    assert set(row) >= {"id", "type", "pseudonym", "partnership", "year", "status",
-                        "document_id", "passages"}
+    assert set(row) >= {
+        "id",
+        "type",
+        "pseudonym",
+        "partnership",
+        "year",
+        "status",
+        "document_id",
+        "passages",
+    }
     assert row["type"] == "scr" and row["pseudonym"] == "Child P"
     assert row["status"] == "published" and row["passages"] >= 4
     shown = json.loads(runner.invoke(app, ["reviews", "show", str(row["id"]), "--json"]).stdout)
     assert [s["kind"] for s in shown["sections"] if s["kind"] != "other"][:3] == [
-        "background", "findings", "recommendations"]
+        "background",
+        "findings",
+        "recommendations",
+    ]
     passage = shown["sections"][1]["passages"][0]
     assert set(passage) == {"id", "text", "start", "end"}
     missing = runner.invoke(app, ["reviews", "show", "999"])
