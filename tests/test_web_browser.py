@@ -81,3 +81,39 @@ def test_login_open_review_and_confirm_tag(live_server, web_world) -> None:
         finally:
             browser.close()
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_viewer_never_sees_the_embargoed_review(live_server, web_world) -> None:
+    """Through every page a viewer would use: list, search, dashboard, tracker, briefings and
+    the embargoed review's own URL (a 404 page, exactly like a review that does not exist)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.web_support import MARKER, SEARCH_WORD
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_server}/login")
+            page.fill("input[name=username]", "viewer")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_load_state()
+            seen = []
+            for path in (
+                "/reviews",
+                f"/search?q={SEARCH_WORD}",  # a word both reviews contain
+                "/themes",
+                "/tracker",
+                "/briefings",
+            ):
+                response = page.goto(f"{live_server}{path}")
+                assert response is not None and response.status == 200, path
+                seen.append(page.content())
+            assert "Child P" in seen[0]
+            hidden = page.goto(f"{live_server}/reviews/{web_world.hidden_review}")
+            assert hidden is not None and hidden.status == 404
+            seen.append(page.content())
+            assert not [html for html in seen if MARKER in html]
+        finally:
+            browser.close()
