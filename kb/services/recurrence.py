@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from kb.models import Partnership, Review, ReviewType, TagStatus, ThemeTag
 from kb.services.access import Principal, visible_reviews
+from kb.services.reviews import RESULTS, data_fingerprint, visibility_key
 from kb.services.tracker import theme_labels
 
 
@@ -91,6 +92,37 @@ def theme_recurrence(
     until: int | None = None,
     include_reports: bool = False,
 ) -> dict[str, Any]:
+    """Cached :func:`_theme_recurrence` (see its docstring): recomputed only when the data changed,
+    and never shared between principals who may see different reviews."""
+    filters: dict[str, Any] = {
+        "review_type": ReviewType(review_type) if review_type is not None else None,
+        "partnership": partnership.strip().lower() if partnership else None,
+        "since": since,
+        "until": until,
+        "include_reports": include_reports,
+    }
+    key = (
+        "theme_recurrence",
+        visibility_key(principal),
+        tuple(filters.items()),
+        tuple(sorted(theme_labels().items())),
+        data_fingerprint(session),
+    )
+    return RESULTS.get_or_compute(
+        session, key, lambda: _theme_recurrence(session, principal=principal, **filters)
+    )
+
+
+def _theme_recurrence(
+    session: Session,
+    *,
+    principal: Principal,
+    review_type: ReviewType | str | None = None,
+    partnership: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    include_reports: bool = False,
+) -> dict[str, Any]:
     """``{"total_reviews": M, "themes": [{id, label, reviews: N, share, review_ids}]}``, most
     frequent first (ties by id); ``share`` is N / M rounded to 4 places."""
     conditions = review_filter(
@@ -120,6 +152,37 @@ def theme_recurrence(
 
 
 def theme_year_matrix(
+    session: Session,
+    *,
+    principal: Principal,
+    review_type: ReviewType | str | None = None,
+    partnership: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    include_reports: bool = False,
+) -> dict[str, Any]:
+    """Cached :func:`_theme_year_matrix` (see its docstring): recomputed only when the data changed,
+    and never shared between principals who may see different reviews."""
+    filters: dict[str, Any] = {
+        "review_type": ReviewType(review_type) if review_type is not None else None,
+        "partnership": partnership.strip().lower() if partnership else None,
+        "since": since,
+        "until": until,
+        "include_reports": include_reports,
+    }
+    key = (
+        "theme_year_matrix",
+        visibility_key(principal),
+        tuple(filters.items()),
+        tuple(sorted(theme_labels().items())),
+        data_fingerprint(session),
+    )
+    return RESULTS.get_or_compute(
+        session, key, lambda: _theme_year_matrix(session, principal=principal, **filters)
+    )
+
+
+def _theme_year_matrix(
     session: Session,
     *,
     principal: Principal,

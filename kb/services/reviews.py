@@ -1,13 +1,40 @@
-"""Reading reviews back: the lists and detail views the CLI, API and web pages share."""
+"""Reading reviews back: the lists and detail views the CLI, API and web pages share.
+
+Also the small result cache the busy read paths (search allow-sets, the dashboard, signals)
+share: results are keyed by *who may see what* and by a cheap fingerprint of the tables they
+read, so a change anywhere (an ingest, a tag decision, a tracker edit, by this process or by
+``kb`` in another) makes the next request recompute, and one role's results never serve
+another's.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, func, select
 
-from kb.models import Partnership, Passage, Review, ReviewPublic
+from kb.models import (
+    Action,
+    ActionCourseLink,
+    ActionRecommendationLink,
+    ActionThemeLink,
+    CourseThemeLink,
+    Partnership,
+    Passage,
+    Recommendation,
+    Review,
+    ReviewPublic,
+    TagStatus,
+    ThemeTag,
+    TrainingCourse,
+)
 from kb.services.access import Principal, can_see, visible_reviews
+
+T = TypeVar("T")
 
 
 class NotFound(LookupError):
@@ -86,3 +113,110 @@ def _public(review: Review, partnership: str | None, passages: int) -> ReviewPub
     return ReviewPublic.model_validate(
         review, update={"partnership": partnership, "passages": passages}
     )
+
+
+def review_facets(session: Session, *, principal: Principal) -> dict[str, list[Any]]:
+    """Partnership names and years of the reviews the principal may see (filter dropdowns).
+
+    Two small DISTINCT queries instead of listing every review with its passage count.
+    """
+    partnerships = session.exec(
+        select(Partnership.name)
+        .join(Review, col(Review.partnership_id) == Partnership.id)
+        .where(visible_reviews(principal))
+        .distinct()
+    ).all()
+    years = session.exec(
+        select(Review.year)
+        .where(visible_reviews(principal), col(Review.year).is_not(None))
+        .distinct()
+    ).all()
+    return {
+        "partnerships": sorted(name for name in partnerships if name),
+        "years": sorted(year for year in years if year is not None),
+    }
+
+
+def visibility_key(principal: Principal) -> tuple[str, int | None]:
+    """What :func:`kb.services.access.visible_reviews` depends on: role and partnership."""
+    return (str(principal.role), principal.partnership_id)
+
+
+# (table, columns aggregated). count + max(id) see inserts and deletes; sum(id) sees a delete
+# replaced by an insert; sum(version_id) sees in-place edits (every edit bumps it). Tag
+# decisions are seen through the sum of tag ids per status instead: the tags' version_id is
+# not indexed, and summing it reads every tag row with its evidence (most of the cost).
+_FINGERPRINTED: list[tuple[Any, list[Any]]] = [
+    (Review, [Review.id, Review.version_id, Review.partnership_id]),
+    (Passage, [Passage.id]),
+    (ThemeTag, [ThemeTag.id]),
+    (Partnership, [Partnership.id]),
+    (Recommendation, [Recommendation.id]),
+    (Action, [Action.id, Action.version_id]),
+    (TrainingCourse, [TrainingCourse.id]),
+]
+_LINKS = [ActionRecommendationLink, ActionThemeLink, ActionCourseLink, CourseThemeLink]
+
+
+def data_fingerprint(session: Session) -> tuple[int, ...]:
+    """One cheap query over what cached results are computed from; any change changes it.
+
+    Counts, max / sum of ids and sums of optimistic-lock counters per table, plus the row count
+    of the tracker's link tables, as scalar subqueries of a single SELECT.
+    """
+    parts: list[Any] = []
+    for table, columns in _FINGERPRINTED:
+        parts.append(select(func.count()).select_from(table).scalar_subquery())
+        for column in columns:
+            parts.append(select(func.coalesce(func.sum(column), 0)).scalar_subquery())
+        parts.append(select(func.coalesce(func.max(col(columns[0])), 0)).scalar_subquery())
+    for status in TagStatus:
+        parts.append(
+            select(func.coalesce(func.sum(ThemeTag.id), 0))
+            .where(col(ThemeTag.status) == status)
+            .scalar_subquery()
+        )
+    for link in _LINKS:
+        parts.append(select(func.count()).select_from(link).scalar_subquery())
+    row = session.connection().execute(select(*parts)).one()
+    return tuple(int(value or 0) for value in row)
+
+
+class ResultCache:
+    """A small thread-safe LRU of computed results, per database.
+
+    Callers put everything the result depends on into ``key``: the visibility key (never
+    share across roles or partnerships), the filters, and :func:`data_fingerprint`. Values are
+    deep-copied on the way out so a caller mutating its result cannot change the cache.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def get_or_compute(
+        self, session: Session, key: Hashable, compute: Callable[[], T], *, copy_out: bool = True
+    ) -> T:
+        """The cached value for ``key`` on this session's database, else ``compute()``."""
+        bind = session.get_bind()
+        full = (bind.url.render_as_string(hide_password=False), key)  # type: ignore[union-attr]
+        with self._lock:
+            if full in self._items:
+                self._items.move_to_end(full)
+                value = self._items[full]
+                return copy.deepcopy(value) if copy_out else value
+        value = compute()
+        with self._lock:
+            self._items[full] = value
+            self._items.move_to_end(full)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return copy.deepcopy(value) if copy_out else value
+
+
+RESULTS = ResultCache()

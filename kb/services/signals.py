@@ -36,6 +36,7 @@ from kb.models import (
 )
 from kb.services.access import Principal, visible_reviews
 from kb.services.recurrence import reference_date, reviews_by_theme
+from kb.services.reviews import RESULTS, data_fingerprint
 from kb.services.tracker import list_actions, theme_labels
 
 log = logging.getLogger(__name__)
@@ -443,6 +444,25 @@ def signals(
     actions}`` dicts (reviews as {id, pseudonym, date}; actions as {ref, description,
     completed_date, status})."""
     today = today or date.today()
+    # Cached per principal (actions' visibility follows the reviews), day and data fingerprint:
+    # the tracker page shows these on every load and they cost a scan of every tag.
+    key = (
+        "signals",
+        principal,
+        similarity_threshold,
+        today,
+        tuple(sorted(theme_labels().items())),
+        data_fingerprint(session),
+    )
+    return RESULTS.get_or_compute(
+        session, key, lambda: _signals(session, principal, similarity_threshold, today)
+    )
+
+
+def _signals(
+    session: Session, principal: Principal, similarity_threshold: float, today: date
+) -> list[dict[str, Any]]:
+    """:func:`signals` computed from the database."""
     reviews = _visible(session, principal)
     themes = reviews_by_theme(session, list(reviews))
     actions = list_actions(session, principal=principal)

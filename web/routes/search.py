@@ -20,7 +20,7 @@ from starlette.datastructures import QueryParams
 from api.deps import SessionDep, WebPrincipal
 from api.routes import search as search_api
 from kb.models import AgeBand, ReviewType
-from kb.services.reviews import list_reviews
+from kb.services.reviews import review_facets
 from web.rendering import render
 
 router = APIRouter()
@@ -55,9 +55,7 @@ def search_page(request: Request, session: SessionDep, principal: WebPrincipal) 
         "form": form,
         "theme_groups": search_api.theme_groups(settings),
         "types": list(ReviewType),
-        "partnerships": sorted(
-            {r.partnership for r in list_reviews(session, principal=principal) if r.partnership}
-        ),
+        "partnerships": review_facets(session, principal=principal)["partnerships"],
         "sections": search_api.SECTION_KINDS,
         "age_bands": AGE_BAND_LABELS,
         "modes": MODE_LABELS,

@@ -17,7 +17,7 @@ from api.deps import SessionDep, WebPrincipal
 from api.routes import themes as themes_api
 from api.routes.themes import FiltersDep
 from kb.models import ReviewType
-from kb.services.reviews import list_reviews
+from kb.services.reviews import review_facets
 from web import charts
 from web.rendering import render
 
@@ -36,7 +36,7 @@ def themes_page(
     matrix = themes_api.matrix_data(session, principal, filters)
     query = urlencode(filters.query())
     suffix = f"?{query}" if query else ""
-    visible = list_reviews(session, principal=principal)
+    facets = review_facets(session, principal=principal)
     context: dict[str, Any] = {
         "filters": filters,
         "recurrence": recurrence,
@@ -45,8 +45,8 @@ def themes_page(
         "charts": {name: f"/charts/{name}.svg{suffix}" for name in charts.chart_names()},
         "exports": themes_api.export_links(filters),
         "types": [t.value for t in ReviewType],
-        "partnerships": sorted({r.partnership for r in visible if r.partnership}),
-        "years": sorted({r.year for r in visible if r.year}),
+        "partnerships": facets["partnerships"],
+        "years": facets["years"],
         "search_href": _search_href(request),
     }
     return render(request, "themes.html", context)
