@@ -16,8 +16,9 @@ What it does, and why that way:
   would take longer than the run, and dense-search cost does not depend on the vectors'
   values. The source passages' theme tags are copied (offsets shifted) so the dashboard and
   theme filters have realistic counts;
-* starts ``uvicorn`` on 127.0.0.1 on a free port in a subprocess (one worker, as ``kb serve``
-  runs it) and always stops it at the end, even on Ctrl-C or an error;
+* starts ``uvicorn`` on 127.0.0.1 on a free port in a subprocess (``--workers`` processes, one
+  by default, as ``kb serve [--workers N]`` runs it) and always stops it at the end, even on
+  Ctrl-C or an error;
 * each simulated user logs in through the real login form (CSRF token, argon2 check; not
   timed), then loops until the deadline: search (50 %, the search page with varied
   practitioner queries), a review page (20 %), the themes dashboard (15 %) and the tracker
@@ -252,7 +253,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(home: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     env.pop("KB_DATABASE_URL", None)
     return subprocess.Popen(
@@ -269,6 +270,12 @@ def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
             "--log-level",
             "warning",
             "--no-access-log",
+            # Longer than the longest think time (5 x --think): otherwise the server closes an
+            # idle keep-alive connection just as a user sends on it (RemoteProtocolError).
+            "--timeout-keep-alive",
+            "30",
+            "--workers",
+            str(workers),
         ],
         cwd=ROOT,
         env=env,
@@ -435,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", type=int, default=20_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary KB_HOME")
     parser.add_argument("--home", type=Path, help="KB_HOME to build in, or reuse if built")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (kb serve)")
     args = parser.parse_args(argv)
 
     home = args.home or Path(tempfile.mkdtemp(prefix="kb-load-"))
@@ -451,11 +459,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start_server(home, port)
+        server = start_server(home, port, args.workers)
         wait_ready(base, server)
         # Warm up: the first search loads the model and builds the 20k-passage index.
         started = time.perf_counter()
-        asyncio.run(_warm(base, built["logins"]["admin"]))
+        asyncio.run(_warm(base, built["logins"]["admin"], args.workers))
         print(f"server up on {base}; warm-up {time.perf_counter() - started:.1f} s", flush=True)
 
         alone, alone_s = asyncio.run(
@@ -487,13 +495,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _warm(base: str, admin: tuple[str, str]) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=300) as client:
-        await login(client, *admin)
-        for query in QUERIES[:3]:
-            await client.get("/search", params={"q": query})
-        for path in ("/themes", "/tracker"):
-            await client.get(path)
+async def _warm(base: str, admin: tuple[str, str], workers: int = 1) -> None:
+    """Warm every worker: each builds its own index on its first search. Several clients at
+    once (new connections are spread over the workers), more than one round per worker."""
+
+    async def one() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+            await login(client, *admin)
+            for query in QUERIES[:3]:
+                await client.get("/search", params={"q": query})
+            for path in ("/themes", "/tracker"):
+                await client.get(path)
+
+    clients = 1 if workers == 1 else 3 * workers
+    await asyncio.gather(*(one() for _ in range(clients)))
 
 
 if __name__ == "__main__":

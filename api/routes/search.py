@@ -26,7 +26,7 @@ from kb.models import AgeBand, ReviewType
 from kb.services import audit
 from kb.services.access import Principal
 from kb.services.embedding import embedder_for
-from kb.services.reviews import get_review
+from kb.services.reviews import review_statuses
 from kb.services.search import (
     SearchFilters,
     SearchHit,
@@ -212,12 +212,9 @@ def search_data(
     start = query.top * (query.page - 1)
     hits = ranked[start : start + query.top]
     groups = group_by_review(hits)
-    status = {
-        g["review_id"]: str(
-            get_review(session, principal=principal, review_id=g["review_id"]).status
-        )
-        for g in groups
-    }
+    status = review_statuses(
+        session, principal=principal, review_ids=[g["review_id"] for g in groups]
+    )
     if audit_via:  # hits quote their reviews: restricted ones count as viewed
         for review_id, review_status in status.items():
             audit.record_review_view(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -78,6 +78,15 @@ def serve(
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", help="Mark cookies Secure (serving over HTTPS).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Worker processes (one per core serves more users at once; each loads the "
+            "search model and index, ~0.5 GB; login rate limits are per worker).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the web pages and the JSON API (login required for everything)."""
     import uvicorn
@@ -97,14 +106,23 @@ def serve(
             highlight=False,
         )
     ready_engine()
-    uvicorn.run(
-        create_app(secure_cookies=secure_cookies),
-        host=host,
-        port=port,
-        server_header=False,
-        access_log=True,
-        log_level="info",
-    )
+    options = {"host": host, "port": port, "server_header": False, "log_level": "info"}
+    if workers > 1:  # workers import the app themselves: pass a factory by name
+        factory = "kb.cli.admin:secure_app" if secure_cookies else "api.main:create_app"
+        uvicorn.run(factory, factory=True, workers=workers, access_log=True, **options)  # type: ignore[arg-type]
+        return
+    uvicorn.run(create_app(secure_cookies=secure_cookies), access_log=True, **options)  # type: ignore[arg-type]
+
+
+def secure_app() -> Any:
+    """The app with Secure cookies: the factory ``kb serve --secure-cookies --workers N`` runs.
+
+    Caches in the app (search index, results) are per worker and keyed by a fingerprint of
+    the database, so every worker sees every change.
+    """
+    from api.main import create_app
+
+    return create_app(secure_cookies=True)
 
 
 def _is_loopback(host: str) -> bool:
