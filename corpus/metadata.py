@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from nlp.pipeline import NUMBER_WORDS
+
 
 class ReviewType(StrEnum):
     SCR = "scr"
@@ -283,34 +285,6 @@ def _find_date(pattern: re.Pattern[str], text: str) -> date | None:
 
 # --- age band -------------------------------------------------------------------------------
 
-NUMBER_WORDS = {
-    w: i
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-}
 _NUM = r"(\d{1,2}|" + "|".join(NUMBER_WORDS) + r")"
 _AGE = re.compile(
     r"\b(?P<unborn>unborn)\b|\b" + _NUM + r"[\s-]*(?P<unit>day|week|month|year)s?[\s-]*old\b|"

@@ -102,6 +102,37 @@ def _split_slashes(nlp: Language) -> None:
     nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer
 
 
+#: Number words as they appear in ages and counts ("a three-week-old", "five referrals"); shared
+#: by the age rules here and the metadata / case-list parsing in corpus/.
+NUMBER_WORDS: dict[str, int] = {
+    word: value
+    for value, word in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
+
 #: spaCy's tokenizer strips prefix and suffix punctuation one character at a time and rescans
 #: the rest, so a long run such as "=====" or "((((" costs quadratic time (4,000 "$" take 13 s).
 _PUNCT_RUN = re.compile(r"(?:[^\w\s]|_){33,}")

@@ -29,7 +29,7 @@ from spacy.tokens import Doc, Span
 
 from nlp import negation
 from nlp.matching import MatchResult, regex_spans
-from nlp.pipeline import get_nlp, tokenizer_safe
+from nlp.pipeline import NUMBER_WORDS, get_nlp, tokenizer_safe
 from nlp.taxonomy import Pattern, Taxonomy, Theme
 
 log = logging.getLogger(__name__)
@@ -46,22 +46,6 @@ UNNEGATABLE_GROUPS = frozenset({"practice"})
 
 # ----------------------------------------------------------------------------- word classes
 
-NUMBER_NAMES = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-)
-NUMBER_WORDS = {w: i for i, w in enumerate(NUMBER_NAMES)}
 AGE_LIMITS = {"day": 366, "week": 52, "month": 12}
 AGE_UNITS = frozenset(AGE_LIMITS)
 ORG_NOUNS = words(

@@ -13,10 +13,10 @@ may not see is 404, exactly like one that does not exist.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Literal, get_args
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -270,12 +270,7 @@ NOT_FOUND = {404: {"description": "No such passage for you"}}
 BAD = {400: {"description": "Blank query, unknown theme or an empty year range"}}
 
 
-@router.get("/search", responses=BAD)
-def read_search(
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="Words or a paragraph.")] = "",
+def filter_params(
     theme: Themes = [],  # noqa: B006 - FastAPI copies defaults per request
     type: Annotated[ReviewType | None, Query(description="Review type.")] = None,  # noqa: A002
     partnership: str | None = None,
@@ -283,13 +278,11 @@ def read_search(
     until: Year = None,
     age_band: AgeBand | None = None,
     section: SectionKindParam | None = None,
-    mode: Mode = "hybrid",
     top: Top = DEFAULT_TOP,
     page: Page = 1,
-) -> SearchResults:
-    """Passages best matching ``q`` among the reviews you may see, best first, by review too."""
-    query = SearchQuery(
-        q=q,
+) -> SearchQuery:
+    """The filter and paging parameters search and "more like this" share."""
+    return SearchQuery(
         themes=theme,
         review_type=type,
         partnership=partnership or None,
@@ -297,10 +290,25 @@ def read_search(
         until=until,
         section=section,
         age_band=age_band,
-        mode=mode,
         top=top,
         page=page,
     )
+
+
+Filters = Annotated[SearchQuery, Depends(filter_params)]
+
+
+@router.get("/search", responses=BAD)
+def read_search(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    filters: Filters,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="Words or a paragraph.")] = "",
+    mode: Mode = "hybrid",
+) -> SearchResults:
+    """Passages best matching ``q`` among the reviews you may see, best first, by review too."""
+    query = replace(filters, q=q, mode=mode)
     return _run(session, principal, query, request, "api-search")
 
 
@@ -310,27 +318,7 @@ def read_similar(
     session: SessionDep,
     principal: CurrentPrincipal,
     passage_id: int,
-    theme: Themes = [],  # noqa: B006 - FastAPI copies defaults per request
-    type: Annotated[ReviewType | None, Query(description="Review type.")] = None,  # noqa: A002
-    partnership: str | None = None,
-    since: Year = None,
-    until: Year = None,
-    age_band: AgeBand | None = None,
-    section: SectionKindParam | None = None,
-    top: Top = DEFAULT_TOP,
-    page: Page = 1,
+    filters: Filters,
 ) -> SearchResults:
     """More like this: the passages most similar in meaning to one you may see."""
-    query = SearchQuery(
-        like=passage_id,
-        themes=theme,
-        review_type=type,
-        partnership=partnership or None,
-        since=since,
-        until=until,
-        section=section,
-        age_band=age_band,
-        top=top,
-        page=page,
-    )
-    return _run(session, principal, query, request, "api-similar")
+    return _run(session, principal, replace(filters, like=passage_id), request, "api-similar")

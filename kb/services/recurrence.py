@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,38 @@ def review_themes(
     return reviews, reviews_by_theme(session, list(reviews))
 
 
+def _cached(
+    session: Session,
+    compute: Callable[..., dict[str, Any]],
+    *,
+    principal: Principal,
+    review_type: ReviewType | str | None,
+    partnership: str | None,
+    since: int | None,
+    until: int | None,
+    include_reports: bool,
+) -> dict[str, Any]:
+    """``compute`` recomputed only when the data changed, and never shared between principals
+    who may see different reviews (the visibility key is part of the cache key)."""
+    filters: dict[str, Any] = {
+        "review_type": ReviewType(review_type) if review_type is not None else None,
+        "partnership": partnership.strip().lower() if partnership else None,
+        "since": since,
+        "until": until,
+        "include_reports": include_reports,
+    }
+    key = (
+        compute.__name__,
+        visibility_key(principal),
+        tuple(filters.items()),
+        tuple(sorted(theme_labels().items())),
+        data_fingerprint(session),
+    )
+    return RESULTS.get_or_compute(
+        session, key, lambda: compute(session, principal=principal, **filters)
+    )
+
+
 def theme_recurrence(
     session: Session,
     *,
@@ -92,24 +125,16 @@ def theme_recurrence(
     until: int | None = None,
     include_reports: bool = False,
 ) -> dict[str, Any]:
-    """Cached :func:`_theme_recurrence` (see its docstring): recomputed only when the data changed,
-    and never shared between principals who may see different reviews."""
-    filters: dict[str, Any] = {
-        "review_type": ReviewType(review_type) if review_type is not None else None,
-        "partnership": partnership.strip().lower() if partnership else None,
-        "since": since,
-        "until": until,
-        "include_reports": include_reports,
-    }
-    key = (
-        "theme_recurrence",
-        visibility_key(principal),
-        tuple(filters.items()),
-        tuple(sorted(theme_labels().items())),
-        data_fingerprint(session),
-    )
-    return RESULTS.get_or_compute(
-        session, key, lambda: _theme_recurrence(session, principal=principal, **filters)
+    """Cached :func:`_theme_recurrence` (see its docstring)."""
+    return _cached(
+        session,
+        _theme_recurrence,
+        principal=principal,
+        review_type=review_type,
+        partnership=partnership,
+        since=since,
+        until=until,
+        include_reports=include_reports,
     )
 
 
@@ -161,24 +186,16 @@ def theme_year_matrix(
     until: int | None = None,
     include_reports: bool = False,
 ) -> dict[str, Any]:
-    """Cached :func:`_theme_year_matrix` (see its docstring): recomputed only when the data changed,
-    and never shared between principals who may see different reviews."""
-    filters: dict[str, Any] = {
-        "review_type": ReviewType(review_type) if review_type is not None else None,
-        "partnership": partnership.strip().lower() if partnership else None,
-        "since": since,
-        "until": until,
-        "include_reports": include_reports,
-    }
-    key = (
-        "theme_year_matrix",
-        visibility_key(principal),
-        tuple(filters.items()),
-        tuple(sorted(theme_labels().items())),
-        data_fingerprint(session),
-    )
-    return RESULTS.get_or_compute(
-        session, key, lambda: _theme_year_matrix(session, principal=principal, **filters)
+    """Cached :func:`_theme_year_matrix` (see its docstring)."""
+    return _cached(
+        session,
+        _theme_year_matrix,
+        principal=principal,
+        review_type=review_type,
+        partnership=partnership,
+        since=since,
+        until=until,
+        include_reports=include_reports,
     )
 
 

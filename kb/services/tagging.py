@@ -72,8 +72,15 @@ def get_tagger(settings: Settings | None = None) -> Tagger:
     return _cached_tagger(tuple(settings.taxonomy_files), model_path, stamp)
 
 
+@lru_cache(maxsize=4)
+def _cached_taxonomy(taxonomy_files: tuple[Path, ...]) -> Taxonomy:
+    return load_taxonomy(list(taxonomy_files))
+
+
 def get_taxonomy(settings: Settings | None = None) -> Taxonomy:
-    return get_tagger(settings).taxonomy
+    """The taxonomy alone: pages that only list themes must not load spaCy and the model."""
+    settings = settings or get_settings()
+    return _cached_taxonomy(tuple(settings.taxonomy_files))
 
 
 def tagger_fingerprint(tagger: Tagger) -> str:
