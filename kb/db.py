@@ -3,6 +3,12 @@
 SQLite is the embedded default (one file in KB_HOME, WAL mode so readers do not block the
 ingest writer); PostgreSQL is the multi-user deployment with a connection pool. The schema is
 owned by Alembic: ``init_db`` upgrades to head, so an existing database is migrated in place.
+
+Every engine made here also keeps the ``data_version`` row (kb/models.py) that cached results
+are keyed by (kb/services/cache.py): a cursor event marks the connection that ran a statement
+writing anything but users and audit events, and the connection's commit event bumps the row
+on that same connection just before the commit, inside the transaction; rollback and the
+pool's check-in clear the mark.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 from kb.config import get_settings
@@ -26,11 +33,16 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    settings = get_settings()
-    return create_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
-    )
+    else:
+        settings = get_settings()
+        engine = create_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=True,
+        )
+    track_data_version(engine)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -40,6 +52,68 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+# --------------------------------------------------------------------------- data version
+
+#: Tables no cached result reads: writing them (a login, the audit line of a page view) must
+#: not throw every cache away.
+UNVERSIONED_TABLES = frozenset({"auditevent", "user"})
+_READ_ONLY = ("SELECT", "PRAGMA", "WITH", "SHOW", "EXPLAIN", "BEGIN", "SAVEPOINT", "RELEASE")
+_DIRTY = "kb.uncommitted_writes"
+_BUMP = "UPDATE data_version SET value = value + 1 WHERE id = 1"
+
+
+def track_data_version(engine: Engine) -> None:
+    """Bump ``data_version`` in every transaction of ``engine`` that changes cached data."""
+    event.listen(engine, "before_cursor_execute", _mark_write)
+    event.listen(engine, "commit", _bump_on_commit)
+    event.listen(engine, "rollback", _forget_writes)
+    event.listen(engine, "checkin", _forget_on_checkin)
+
+
+def has_uncommitted_writes(conn: Connection) -> bool:
+    """Whether ``conn``'s open transaction has written data that cached results depend on."""
+    return bool(conn.info.get(_DIRTY))
+
+
+def _writes_cached_data(statement: str, context: Any) -> bool:
+    compiled = getattr(context, "compiled", None)
+    table = getattr(getattr(compiled, "statement", None), "table", None)
+    if getattr(table, "name", None) in UNVERSIONED_TABLES:
+        return False
+    return not statement.lstrip()[:9].upper().startswith(_READ_ONLY)
+
+
+def _mark_write(
+    conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+) -> None:
+    if _writes_cached_data(statement, context):
+        conn.info[_DIRTY] = True
+
+
+def _bump_on_commit(conn: Connection) -> None:
+    if conn.info.pop(_DIRTY, False) and _has_version_table(conn):
+        cursor = conn.connection.cursor()  # the raw DBAPI cursor: no events, same transaction
+        try:
+            cursor.execute(_BUMP)
+        finally:
+            cursor.close()
+
+
+def _forget_writes(conn: Connection) -> None:
+    conn.info.pop(_DIRTY, None)
+
+
+def _forget_on_checkin(dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info.pop(_DIRTY, None)
+
+
+def _has_version_table(conn: Connection) -> bool:
+    """False on a schema from before revision 0002 (being migrated, or downgraded). Asked on
+    every writing commit, not remembered: one catalog lookup next to the writes is cheap."""
+    return bool(conn.dialect.has_table(conn, "data_version"))
 
 
 @lru_cache

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from corpus.metadata import AgeBand, ReviewStatus, ReviewType
@@ -467,3 +467,22 @@ class AuditEvent(SQLModel, table=True):
     object_type: str = Field(max_length=50)
     object_id: str | None = Field(default=None, max_length=100)
     detail: str | None = Field(default=None, max_length=1000)
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+class DataVersion(SQLModel, table=True):
+    """One row: which database this is (``token``) and how many commits changed its content.
+
+    Cached results (kb/services/cache.py) are keyed by (token, value) instead of by scanning
+    the tables: every commit that writes a table other than users and audit bumps ``value`` in
+    its own transaction. ``token`` is random per database, so a database recreated under the
+    same URL never reuses another's cached results. Not knowledge-base content: not backed up.
+    """
+
+    __tablename__ = "data_version"
+
+    id: int = Field(default=1, primary_key=True)
+    token: str = Field(max_length=32)
+    value: int = Field(default=0, sa_type=BigInteger)

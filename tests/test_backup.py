@@ -251,7 +251,8 @@ def _id(value: int | None) -> int:
 
 
 def dump(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    """Every row of every table, in primary-key order (typed values, as the ORM reads them)."""
+    """Every row of every backed-up table, in primary-key order (typed values, as the ORM reads
+    them)."""
     with engine.connect() as conn:
         return {
             t.name: [
@@ -259,6 +260,7 @@ def dump(engine: Engine) -> dict[str, list[dict[str, Any]]]:
                 for row in conn.execute(sa_select(t).order_by(*t.primary_key.columns)).mappings()
             ]
             for t in SQLModel.metadata.sorted_tables
+            if t.name not in EXCLUDED_TABLES
         }
 
 

@@ -10,20 +10,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from kb.config import get_settings
+from kb.db import alembic_config, init_db, make_engine
 from kb.models import ActionStatus, ActionUpdate, ReviewStatus, Role, TagStatus
 from kb.services.access import Principal
 from kb.services.analysis import passage_hook
+from kb.services.audit import record
+from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.ingest import IngestOptions, ingest_paths
 from kb.services.recurrence import theme_recurrence, theme_year_matrix
-from kb.services.reviews import RESULTS, data_fingerprint, review_facets
+from kb.services.reviews import review_facets
 from kb.services.search import SearchFilters, allowed_passages, search
 from kb.services.signals import signals
 from kb.services.tagging import decide_tag
 from kb.services.tracker import get_action, update_action
+from kb.services.users import create_user
 from tests.web_support import MARKER, SEARCH_WORD, World
 
 pytest_plugins = ["tests.web_fixtures"]
@@ -152,3 +158,83 @@ def test_tracker_edit_invalidates(engine: Engine, web_world: World) -> None:
         session.commit()
     with Session(engine) as session:
         assert str(ActionStatus.COMPLETED) not in statuses(session)
+
+
+# --------------------------------------------------------------------------- the data version
+
+
+def _rename_partnership(engine: Engine, name: str) -> None:
+    with Session(engine) as session:
+        session.connection().execute(
+            text("UPDATE partnership SET name = :n WHERE name = 'Fernhill'"), {"n": name}
+        )
+        session.commit()
+
+
+def test_a_commit_through_another_engine_is_seen(engine: Engine, web_world: World) -> None:
+    """Another server worker or ``kb`` in a terminal has its own engine on the same database."""
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with Session(engine) as session:
+            before = data_fingerprint(session)
+            assert review_facets(session, principal=VIEWER)["partnerships"] == ["Fernhill"]
+        _rename_partnership(other, "Ashgrove")
+        with Session(engine) as session:
+            assert data_fingerprint(session) != before
+            assert review_facets(session, principal=VIEWER)["partnerships"] == ["Ashgrove"]
+    finally:
+        other.dispose()
+
+
+def test_rollback_and_audit_and_users_keep_the_version(engine: Engine, web_world: World) -> None:
+    with Session(engine) as session:
+        before = data_fingerprint(session)
+    with Session(engine) as session:
+        session.connection().execute(
+            text("UPDATE partnership SET name = 'Rolled back' WHERE name = 'Fernhill'")
+        )
+        session.rollback()
+    with Session(engine) as session:
+        record(session, principal=ADMIN, action="view", object_type="review", object_id=1)
+        create_user(session, username="newcomer", password="a long enough password", role="viewer")
+        session.commit()
+    with Session(engine) as session:
+        assert data_fingerprint(session) == before
+        assert review_facets(session, principal=VIEWER)["partnerships"] == ["Fernhill"]
+
+
+def test_uncommitted_writes_are_never_shared(engine: Engine, web_world: World) -> None:
+    with Session(engine) as writer:
+        writer.connection().execute(
+            text("UPDATE partnership SET name = 'Uncommitted' WHERE name = 'Fernhill'")
+        )
+        first, second = data_fingerprint(writer), data_fingerprint(writer)
+        assert first != second  # private: nothing computed here is stored under a shared key
+        assert review_facets(writer, principal=VIEWER)["partnerships"] == ["Uncommitted"]
+        writer.rollback()
+    with Session(engine) as reader:
+        assert review_facets(reader, principal=VIEWER)["partnerships"] == ["Fernhill"]
+
+
+def test_upgrade_from_0001_keeps_data_and_starts_a_new_version(
+    engine: Engine, web_world: World
+) -> None:
+    """A database from before the data version is migrated in place (``kb`` runs ``init_db``
+    on start); its new random token means no entry cached for another database can match."""
+    with Session(engine) as session:
+        first = data_fingerprint(session)
+        reviews = theme_recurrence(session, principal=ADMIN)["total_reviews"]
+    with engine.begin() as conn:
+        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with engine.connect() as conn:
+        assert not conn.dialect.has_table(conn, "data_version")
+    init_db(engine)
+    with Session(engine) as session:
+        second = data_fingerprint(session)
+        assert isinstance(second, tuple) and first[0] != second[0]  # type: ignore[index]
+        assert theme_recurrence(session, principal=ADMIN)["total_reviews"] == reviews
+    _rename_partnership(engine, "Ashgrove")
+    with Session(engine) as session:
+        assert data_fingerprint(session) != second

@@ -40,6 +40,12 @@ class Principal:
         return self.role in (Role.ADMIN, Role.PANEL)
 
 
+def visibility_key(principal: Principal) -> tuple[str, int | None]:
+    """What :func:`visible_reviews` depends on (role and partnership): the part of a cache key
+    that keeps one principal's cached results from ever serving another who sees less."""
+    return (str(principal.role), principal.partnership_id)
+
+
 def visible_reviews(principal: Principal) -> ColumnElement[bool]:
     """SQL condition on ``Review`` selecting the reviews ``principal`` may see."""
     published = col(Review.status) == ReviewStatus.PUBLISHED

@@ -49,9 +49,11 @@ MANIFEST = "manifest.json"
 BATCH = 1000
 FILE_MODE = 0o600
 
-#: Tables deliberately left out of a backup, with the reason. Empty today: everything in the
-#: database is knowledge-base content. A cache or session table would go here.
-EXCLUDED_TABLES: dict[str, str] = {}
+#: Tables deliberately left out of a backup, with the reason.
+EXCLUDED_TABLES: dict[str, str] = {
+    "data_version": "cache bookkeeping of this database (kb/db.py); restoring an older value "
+    "could make a cache serve results from before the restore",
+}
 
 #: Columns that can be recomputed from the rest of the row, and may therefore be left out
 #: (``include_embeddings=False``): the search service embeds passages without a vector lazily.

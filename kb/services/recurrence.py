@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from kb.models import Partnership, Review, ReviewType, TagStatus, ThemeTag
-from kb.services.access import Principal, visible_reviews
-from kb.services.reviews import RESULTS, data_fingerprint, visibility_key
+from kb.services.access import Principal, visibility_key, visible_reviews
+from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.tracker import theme_labels
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -31,9 +31,10 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
-from kb.services.access import Principal, visible_reviews
+from kb.services.access import Principal, visibility_key, visible_reviews
+from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.embedding import embedder_for, from_bytes, reembed_stale
-from kb.services.reviews import RESULTS, NotFound, data_fingerprint, get_review, visibility_key
+from kb.services.reviews import NotFound, get_review
 from nlp.embeddings import Embedder
 from nlp.ranking import HybridIndex, Mode
 from nlp.snippets import make_snippet
@@ -78,7 +79,7 @@ class IndexCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._indexes: dict[str, tuple[HybridIndex, tuple[int, int, int], str]] = {}
-        self._checked: dict[str, tuple[int, ...]] = {}  # data fingerprint at the last check
+        self._checked: dict[str, Hashable] = {}  # data fingerprint at the last check
 
     def clear(self) -> None:
         with self._lock:
@@ -90,7 +91,7 @@ class IndexCache:
         engine: Engine,
         embedder: Embedder,
         session: Session | None = None,
-        data: tuple[int, ...] | None = None,
+        data: Hashable | None = None,
     ) -> HybridIndex:
         """The up-to-date index for ``engine``; embeds passages still lacking vectors first.
 
@@ -109,7 +110,7 @@ class IndexCache:
                 and self._checked.get(key) == data
             ):
                 # Nothing changed since the last full check (``data`` is the caller's
-                # ``data_fingerprint``, ~10 ms): skip the scan of every passage (~35 ms).
+                # ``data_fingerprint``): skip the scan of every passage (~35 ms).
                 return cached[0]
             with _reader(engine, session) as reader:
                 stale, fingerprint = _state(reader, embedder.model_id)
@@ -289,6 +290,18 @@ def query_vector(embedder: Embedder, query: str) -> np.ndarray:
     return vector
 
 
+def warm_up(engine: Engine) -> None:
+    """Load the embedding model and build the search index now instead of on the first search.
+
+    ``kb serve`` runs it in a background thread as each worker starts: a fresh worker's first
+    search otherwise waits seconds for both, holding the index lock every other search needs.
+    """
+    embedder = embedder_for()
+    query_vector(embedder, "warm up")
+    with Session(engine) as session:
+        INDEXES.get(engine, embedder, session, data_fingerprint(session))
+
+
 def more_like_this(
     session: Session,
     *,
@@ -315,12 +328,22 @@ def _hydrate(session: Session, scored: Sequence[tuple[int, float]], query: str) 
     ids = [pid for pid, _ in scored]
     if not ids:
         return []
+    # Only the columns a hit shows: whole rows would bring each passage's embedding along and
+    # cost ORM identity-map work for objects nobody keeps.
     rows = session.exec(
-        select(Passage, Review)
+        select(
+            Passage.id,
+            Passage.text,
+            Passage.section_title,
+            Passage.section_kind,
+            Review.id,
+            Review.title,
+            Review.pseudonym,
+        )
         .join(Review, col(Review.id) == Passage.review_id)
         .where(col(Passage.id).in_(ids))
     ).all()
-    by_id = {p.id: (p, r) for p, r in rows}
+    by_id = {row[0]: row for row in rows}
     themes: dict[int, list[str]] = {}
     for pid, theme_id in session.exec(
         select(ThemeTag.passage_id, ThemeTag.theme_id)
@@ -330,17 +353,17 @@ def _hydrate(session: Session, scored: Sequence[tuple[int, float]], query: str) 
         themes.setdefault(pid, []).append(theme_id)
     hits = []
     for pid, score in scored:
-        passage, review = by_id[pid]
-        snippet = make_snippet(passage.text, query)
+        _, text, section, section_kind, review_id, title, pseudonym = by_id[pid]
+        snippet = make_snippet(text, query)
         hits.append(
             SearchHit(
-                review_id=review.id,  # type: ignore[arg-type]
-                review_title=review.title or review.pseudonym,
-                pseudonym=review.pseudonym,
+                review_id=review_id,
+                review_title=title or pseudonym,
+                pseudonym=pseudonym,
                 passage_id=pid,
-                section=passage.section_title,
-                section_kind=passage.section_kind,
-                text=passage.text,
+                section=section,
+                section_kind=section_kind,
+                text=text,
                 snippet=snippet.text,
                 highlights=list(snippet.highlights),
                 score=round(float(score), 6),

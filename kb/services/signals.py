@@ -35,8 +35,8 @@ from kb.models import (
     ReviewType,
 )
 from kb.services.access import Principal, visible_reviews
+from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.recurrence import reference_date, reviews_by_theme
-from kb.services.reviews import RESULTS, data_fingerprint
 from kb.services.tracker import list_actions, theme_labels
 
 log = logging.getLogger(__name__)
