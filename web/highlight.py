@@ -50,7 +50,7 @@ def highlight(text: str, spans: Sequence[Span], colour_of: dict[str, int]) -> Ma
     than one theme gets all their ids in ``data-themes`` and the first theme's colour.
     """
     cuts = sorted({0, len(text), *(s.start for s in spans), *(s.end for s in spans)})
-    out: list[str] = []
+    out: list[Markup] = []
     for start, end in zip(cuts, cuts[1:], strict=False):
         piece = escape(text[start:end])
         themes = sorted({s.theme_id for s in spans if s.start <= start and end <= s.end})
@@ -59,9 +59,9 @@ def highlight(text: str, spans: Sequence[Span], colour_of: dict[str, int]) -> Ma
             continue
         colour = colour_of.get(themes[0], 0) % PALETTE_SIZE
         ids = escape(" ".join(themes))
+        # ids and piece are escaped above and colour is an int: plain formatting is safe here
+        # and much cheaper than Markup.format on pages with hundreds of marks.
         out.append(
-            Markup('<mark class="t{}" data-themes="{}" title="{}">{}</mark>').format(
-                colour, ids, ids, piece
-            )
+            Markup(f'<mark class="t{colour}" data-themes="{ids}" title="{ids}">{piece}</mark>')
         )
     return Markup("").join(out)

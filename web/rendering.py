@@ -20,6 +20,7 @@ templates = Jinja2Templates(
     env=Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
+        auto_reload=False,  # templates ship with the code: no stat() of each file per page
     )
 )
 
@@ -60,13 +61,12 @@ def render(
     login page), so pages never pass it themselves.
     """
     token = csrf_token(request)
+    field = Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
     base = {
         "principal": getattr(request.state, "principal", None),
         "nav": _nav(request),
         "csrf_token": token,
-        "csrf_field": lambda: Markup('<input type="hidden" name="csrf_token" value="{}">').format(
-            token
-        ),
+        "csrf_field": lambda: field,  # once per page, not per form (a review has one per tag)
     }
     return templates.TemplateResponse(
         request, template, {**base, **(context or {})}, status_code=status_code
@@ -74,14 +74,25 @@ def render(
 
 
 def _nav(request: Request) -> list[dict[str, Any]]:
-    items = []
-    for label, name in NAV:
-        try:
-            href: str | None = request.app.url_path_for(name)
-        except NoMatchFound:
-            href = None
-        items.append({"label": label, "href": href, "current": href == request.url.path})
-    return items
+    return [
+        {"label": label, "href": href, "current": href == request.url.path}
+        for label, href in _nav_links(request.app)
+    ]
+
+
+def _nav_links(app: Any) -> list[tuple[str, str | None]]:
+    """(label, href) per NAV entry, looked up once per app: routes do not change after start,
+    and resolving six names walks every route of every router on each page otherwise."""
+    links: list[tuple[str, str | None]] | None = getattr(app.state, "nav_links", None)
+    if links is None:
+        links = []
+        for label, name in NAV:
+            try:
+                links.append((label, app.url_path_for(name)))
+            except NoMatchFound:
+                links.append((label, None))
+        app.state.nav_links = links
+    return links
 
 
 def safe_next(target: str | None) -> str:

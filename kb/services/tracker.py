@@ -42,7 +42,8 @@ from kb.models import (
     TrainingSessionPublic,
     TrainingSessionUpdate,
 )
-from kb.services.access import Principal, visible_reviews
+from kb.services.access import Principal, visibility_key, visible_reviews
+from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.errors import Conflict, Forbidden
 from kb.services.reviews import NotFound
 
@@ -208,7 +209,16 @@ def check_may_edit(principal: Principal, partnership_id: int | None = None) -> N
 
 
 def list_actions(session: Session, *, principal: Principal) -> list[ActionPublic]:
-    """Every action the principal may see, by ref, with its (visible) links."""
+    """Every action the principal may see, by ref, with its (visible) links.
+
+    Cached per visibility key and data version: the tracker page and the signals read it on
+    every request, and it changes only when someone edits the tracker.
+    """
+    key = ("actions", visibility_key(principal), data_fingerprint(session))
+    return RESULTS.get_or_compute(session, key, lambda: _list_actions(session, principal))
+
+
+def _list_actions(session: Session, principal: Principal) -> list[ActionPublic]:
     actions = session.exec(
         select(Action).where(visible_actions(principal)).order_by(col(Action.ref))
     ).all()
@@ -426,8 +436,13 @@ def list_courses(session: Session, *, principal: Principal) -> list[TrainingCour
 
     Course titles are training, not review content, so every course is listed; only the links
     to actions hidden from the principal are left out (a link would reveal that the action
-    exists).
+    exists). Cached like :func:`list_actions`.
     """
+    key = ("courses", visibility_key(principal), data_fingerprint(session))
+    return RESULTS.get_or_compute(session, key, lambda: _list_courses(session, principal))
+
+
+def _list_courses(session: Session, principal: Principal) -> list[TrainingCoursePublic]:
     courses = list(session.exec(select(TrainingCourse).order_by(col(TrainingCourse.ref))).all())
     ids = [c.id for c in courses]
     themes = _grouped(

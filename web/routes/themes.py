@@ -58,7 +58,14 @@ def _search_href(request: Request) -> Callable[[str], str]:
         base = str(request.app.url_path_for("search_page"))
     except Exception:  # noqa: BLE001 - search page not installed: link the conventional path
         base = "/search"
-    return lambda theme_id: f"{base}?{urlencode({'theme': theme_id})}"
+    hrefs: dict[str, str] = {}  # the heatmap asks once per cell: encode each theme once
+
+    def href(theme_id: str) -> str:
+        if theme_id not in hrefs:
+            hrefs[theme_id] = f"{base}?{urlencode({'theme': theme_id})}"
+        return hrefs[theme_id]
+
+    return href
 
 
 # --------------------------------------------------------------------------- charts
