@@ -7,12 +7,19 @@ refusals carry them) → request size limit → signed session → CSRF check �
 
 from __future__ import annotations
 
+import gc
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -21,7 +28,7 @@ from api.deps import LoginRequired
 from api.routes import api_router
 from kb.config import Settings, get_settings
 from kb.db import get_engine
-from kb.services import errors, tagging
+from kb.services import errors, search, tagging
 from kb.services.reviews import NotFound
 from kb.services.uploads import MAX_FILES, UploadError, UploadForbidden, UploadTooLarge
 from kb.services.users import UserError
@@ -38,18 +45,24 @@ from web.security import (
     load_secret_key,
 )
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 CONFLICTS = tuple({errors.Conflict, tagging.Conflict})
 
 
-def create_app(settings: Settings | None = None, *, secure_cookies: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, secure_cookies: bool = False, warm_up: bool = False
+) -> FastAPI:
     """Build the app for ``settings`` (default: the KB_* environment).
 
     ``secure_cookies`` (turn it on whenever the app is served over HTTPS) marks the session cookie
-    Secure with the ``__Host-`` prefix and sends HSTS.
+    Secure with the ``__Host-`` prefix and sends HSTS. ``warm_up`` (``kb serve``) loads the
+    search model and index in the background as the server starts, so the first searches do
+    not wait for them.
     """
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_warm_up_lifespan if warm_up else None,
         title="Safeguarding learning knowledge base",
         version="0.1.0",
         description=(
@@ -86,6 +99,29 @@ def create_app(settings: Settings | None = None, *, secure_cookies: bool = False
     app.add_middleware(SecurityHeadersMiddleware, hsts=secure_cookies)
     _error_handlers(app)
     return app
+
+
+@asynccontextmanager
+async def _warm_up_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    threading.Thread(
+        target=_warm_up, args=(app.state.engine,), name="kb-warm-up", daemon=True
+    ).start()
+    yield
+
+
+def _warm_up(engine: Engine) -> None:
+    started = time.perf_counter()
+    try:
+        search.warm_up(engine)
+    except Exception:  # a broken model or database shows on the first search, with its error
+        log.exception("search warm-up failed")
+        return
+    # Imports, the model and the index leave ~600k long-lived objects that every full garbage
+    # collection would walk again (~300 ms, stalling every request in the worker; the p99 of
+    # benchmarks/load.py). Freezing moves them out of the collector's sight; what they hold is
+    # still freed by reference counting when an index is replaced.
+    gc.freeze()
+    log.info("search model and index ready in %.1f s", time.perf_counter() - started)
 
 
 def _is_api(request: Request) -> bool:

@@ -7,11 +7,14 @@ or printed, and neither is their hash.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 import sys
 from typing import Annotated, Any
 
 import typer
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb.cli.common import console, fail, ready_engine
 from kb.db import session_scope
@@ -106,23 +109,62 @@ def serve(
             highlight=False,
         )
     ready_engine()
-    options = {"host": host, "port": port, "server_header": False, "log_level": "info"}
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "server_header": False,
+        "log_level": "info",
+        "access_log": True,
+        "http": NoDelayH11Protocol,
+        # Idle connections stay open 30 s (uvicorn's default is 5): a user reading a page for
+        # longer than that would otherwise send the next request on a connection the server is
+        # just closing, which some clients report as an error instead of retrying.
+        "timeout_keep_alive": 30,
+        # uvicorn kills a worker that does not answer its supervisor's ping within this many
+        # seconds (default 5). Loading torch and the model on two busy cores takes longer, so
+        # with the default, workers were killed while starting and while warming up, and every
+        # restart started the warm-up again (seconds-long stalls in benchmarks/load.py).
+        "timeout_worker_healthcheck": 60,
+    }
     if workers > 1:  # workers import the app themselves: pass a factory by name
-        factory = "kb.cli.admin:secure_app" if secure_cookies else "api.main:create_app"
-        uvicorn.run(factory, factory=True, workers=workers, access_log=True, **options)  # type: ignore[arg-type]
+        factory = "kb.cli.admin:secure_app" if secure_cookies else "kb.cli.admin:served_app"
+        uvicorn.run(factory, factory=True, workers=workers, **options)
         return
-    uvicorn.run(create_app(secure_cookies=secure_cookies), access_log=True, **options)  # type: ignore[arg-type]
+    uvicorn.run(create_app(secure_cookies=secure_cookies, warm_up=True), **options)
 
 
-def secure_app() -> Any:
-    """The app with Secure cookies: the factory ``kb serve --secure-cookies --workers N`` runs.
+def served_app() -> Any:
+    """The app each worker of ``kb serve --workers N`` builds for itself.
 
-    Caches in the app (search index, results) are per worker and keyed by a fingerprint of
-    the database, so every worker sees every change.
+    Caches in the app (search index, results) are per worker and keyed by the database's data
+    version, so every worker sees every change.
     """
     from api.main import create_app
 
-    return create_app(secure_cookies=True)
+    return create_app(warm_up=True)
+
+
+def secure_app() -> Any:
+    """The app with Secure cookies: the factory ``kb serve --secure-cookies --workers N`` runs."""
+    from api.main import create_app
+
+    return create_app(secure_cookies=True, warm_up=True)
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection.
+
+    asyncio turns it off itself only for sockets that say they are TCP, and the listening
+    socket uvicorn shares between ``--workers`` processes does not (its protocol number is 0).
+    Without this, a page written in more than one piece waited for the client's delayed ACK:
+    ~40 ms more per page with two workers, measured with benchmarks/load.py.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,114 @@
+"""How ``kb serve`` runs the app: warm-up at start, TCP_NODELAY, uvicorn's worker options.
+
+Each of these was found with benchmarks/load.py (figures in README "Measuring"); the tests pin
+the behaviour, not the timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from api.main import create_app
+from kb.cli import app
+from kb.cli.admin import NoDelayH11Protocol, served_app
+from kb.services.search import INDEXES
+from tests.web_support import World
+
+pytest_plugins = ["tests.web_fixtures"]
+
+
+def _nodelay_of_accepted_connection(protocol_class: type) -> int:
+    """Serve ``protocol_class`` on a listening socket made the way uvicorn makes the one its
+    workers share (protocol number 0), connect once, and read TCP_NODELAY on the server side."""
+    seen: list[int] = []
+
+    class Recording(protocol_class):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    async def run() -> int:
+        listener = socket.socket(family=socket.AF_INET)  # proto 0, as uvicorn's bind_socket
+        listener.bind(("127.0.0.1", 0))
+        config = Config(app=_no_app, log_level="warning")
+        config.load()
+        state = ServerState()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: Recording(config=config, server_state=state, app_state={}), sock=listener
+        )
+        host, port = listener.getsockname()
+        _, writer = await asyncio.open_connection(host, port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        assert seen, "the server never saw the connection"
+        return seen[0]
+
+    return asyncio.run(run())
+
+
+async def _no_app(scope: object, receive: object, send: object) -> None:
+    """Never called: the test only opens a connection."""
+
+
+def test_connections_of_a_shared_listening_socket_get_tcp_nodelay() -> None:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    assert _nodelay_of_accepted_connection(H11Protocol) == 0  # why the subclass exists
+    assert _nodelay_of_accepted_connection(NoDelayH11Protocol) != 0
+
+
+def test_serve_runs_uvicorn_with_the_tuned_options(kb_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append((a, k)))
+    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    (target,), options = calls[-1]
+    assert target == "kb.cli.admin:served_app" and options["factory"] is True
+    assert options["workers"] == 2 and options["http"] is NoDelayH11Protocol
+    assert int(options["timeout_worker_healthcheck"]) >= 30  # type: ignore[call-overload]
+
+
+def test_warm_up_builds_the_index_before_the_first_search(
+    engine: Engine, web_world: World, fast_hashing: None
+) -> None:
+    INDEXES.clear()
+    key = engine.url.render_as_string(hide_password=False)
+    assert key not in INDEXES._indexes
+    frozen_before = gc.get_freeze_count()
+    try:
+        with TestClient(served_app()):
+            warmers = [t for t in threading.enumerate() if t.name == "kb-warm-up"]
+            assert warmers, "no warm-up thread started"
+            for thread in warmers:
+                thread.join(timeout=300)
+            assert key in INDEXES._indexes
+            assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()
+
+
+def test_apps_built_for_tests_and_tools_do_not_warm_up(engine: Engine) -> None:
+    with TestClient(create_app()):
+        assert not [t for t in threading.enumerate() if t.name == "kb-warm-up"]
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_index() -> None:
+    INDEXES.clear()
