@@ -16,9 +16,9 @@ What it does, and why that way:
   would take longer than the run, and dense-search cost does not depend on the vectors'
   values. The source passages' theme tags are copied (offsets shifted) so the dashboard and
   theme filters have realistic counts;
-* starts ``uvicorn`` on 127.0.0.1 on a free port in a subprocess (``--workers`` processes, one
-  by default, as ``kb serve [--workers N]`` runs it) and always stops it at the end, even on
-  Ctrl-C or an error;
+* starts ``kb serve --port P [--workers N]`` (uvicorn on 127.0.0.1, a free port; access log
+  in KB_HOME/serve.log) in a subprocess and always stops it at the end, even on Ctrl-C or an
+  error;
 * each simulated user logs in through the real login form (CSRF token, argon2 check; not
   timed), then loops until the deadline: search (50 %, the search page with varied
   practitioner queries), a review page (20 %), the themes dashboard (15 %) and the tracker
@@ -254,31 +254,25 @@ def free_port() -> int:
 
 
 def start_server(home: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """``kb serve`` exactly as a partnership runs it (its access log goes to a file)."""
     env = {**os.environ, "KB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     env.pop("KB_DATABASE_URL", None)
+    log = (home / "serve.log").open("wb")
     return subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
+            "-c",
+            "from kb.cli import app; app()",
+            "serve",
             "--port",
             str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            # Longer than the longest think time (5 x --think): otherwise the server closes an
-            # idle keep-alive connection just as a user sends on it (RemoteProtocolError).
-            "--timeout-keep-alive",
-            "30",
             "--workers",
             str(workers),
         ],
         cwd=ROOT,
         env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -366,6 +360,11 @@ async def simulated_user(
         async with login_slots:  # argon2 costs ~0.5 s of CPU: log in a few at a time
             await login(client, *credentials)
         await logged_in.wait()
+        if think > 0:
+            # Users arrive at random, as between any two of their requests: released all at
+            # once, 50 first requests land in the same instant, a burst no real team makes
+            # (it was most of the p99 in earlier runs).
+            await asyncio.sleep(min(rng.expovariate(1 / think), think * 5))
         while time.monotonic() < deadline[0]:
             kind = rng.choices(kinds, weights)[0]
             path, params = request_for(kind, rng, reviews)
