@@ -56,7 +56,7 @@ def resolve_principal(request: Request, session: Session) -> Principal | None:
 
 
 def _from_session(request: Request, session: Session) -> Principal | None:
-    uid = session_user_id(request)
+    uid = session_user_id(request, session)
     if uid is None:
         return None
     user = get_active_user(session, uid)

@@ -6,9 +6,9 @@ owned by Alembic: ``init_db`` upgrades to head, so an existing database is migra
 
 Every engine made here also keeps the ``data_version`` row (kb/models.py) that cached results
 are keyed by (kb/services/cache.py): a cursor event marks the connection that ran a statement
-writing anything but users and audit events, and the connection's commit event bumps the row
-on that same connection just before the commit, inside the transaction; rollback and the
-pool's check-in clear the mark.
+writing anything but users, logouts and audit events, and the connection's commit event bumps
+the row on that same connection just before the commit, inside the transaction; rollback and
+the pool's check-in clear the mark.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 # --------------------------------------------------------------------------- data version
 
-#: Tables no cached result reads: writing them (a login, the audit line of a page view) must
-#: not throw every cache away.
-UNVERSIONED_TABLES = frozenset({"auditevent", "user"})
+#: Tables no cached result reads: writing them (a login, a logout, the audit line of a page
+#: view) must not throw every cache away.
+UNVERSIONED_TABLES = frozenset({"auditevent", "user", "revoked_session"})
 _READ_ONLY = ("SELECT", "PRAGMA", "WITH", "SHOW", "EXPLAIN", "BEGIN", "SAVEPOINT", "RELEASE")
 _DIRTY = "kb.uncommitted_writes"
 _BUMP = "UPDATE data_version SET value = value + 1 WHERE id = 1"

@@ -457,6 +457,19 @@ class UserPublic(UserBase):
     id: int
 
 
+class RevokedSession(SQLModel, table=True):
+    """A logged-out session id (its SHA-256), refused until its cookie would have expired.
+
+    In the database rather than in memory so that a logout holds on every server worker and
+    across restarts. Rows past ``expires_at`` are pruned at the next logout.
+    """
+
+    __tablename__ = "revoked_session"
+
+    sid_hash: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(index=True)
+
+
 class AuditEvent(SQLModel, table=True):
     """Who viewed embargoed material and who changed what. Never holds document text."""
 

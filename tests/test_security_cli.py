@@ -54,7 +54,7 @@ def test_users_add_rejects_bad_input(engine, fast_hashing) -> None:
     short = runner.invoke(
         app, ["users", "add", "carol", "--role", "viewer", "--password-stdin"], input="short\n"
     )
-    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
     bad_name = runner.invoke(
         app,
         ["users", "add", "<b>x</b>", "--role", "admin", "--password-stdin"],

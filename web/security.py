@@ -7,7 +7,8 @@ Design (see also api/deps.py for who a request acts as):
   password hash and the CSRF token; never a role (re-read from the database on every request, so
   demotion or deactivation applies at once). Logging in discards everything in the old cookie
   and issues a new session id and CSRF token (no session fixation). Logging out revokes the
-  session id in memory; changing a password invalidates every session of that user.
+  session id in the database (every worker refuses it); changing a password invalidates every
+  session of that user.
 * **CSRF**: every non-GET/HEAD/OPTIONS request that carries the session cookie, and every non-GET
   request to a web page (the login form included, against login CSRF), must present the
   session's synchronizer token in the ``X-CSRF-Token`` header or a ``csrf_token`` field of a
@@ -30,15 +31,18 @@ import secrets
 import threading
 import time
 from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sqlmodel import Session
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kb.config import Settings
 from kb.models import User
+from kb.services.users import revoke_session, session_revoked
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +104,6 @@ def _tighten(path: Path) -> None:
 
 # --------------------------------------------------------------------------- sessions
 
-_revoked: dict[str, float] = {}
-_revoked_lock = threading.Lock()
-
 
 def password_fingerprint(secret: str, user: User) -> str:
     """Changes whenever the password does, so a new password ends every old session."""
@@ -124,20 +125,19 @@ def start_session(request: Request, user: User, secret: str) -> None:
     )
 
 
-def end_session(request: Request) -> None:
-    """Log out: revoke the session id (until the cookie would expire anyway) and clear it."""
+def end_session(request: Request, db: Session) -> None:
+    """Log out: revoke the session id in the database (until the cookie would expire anyway,
+    on every worker) and clear the cookie."""
     sid = request.session.get("sid")
-    if sid:
-        now = time.time()
-        with _revoked_lock:
-            for old, until in list(_revoked.items()):
-                if until < now:
-                    del _revoked[old]
-            _revoked[sid] = now + SESSION_MAX_AGE
+    at = request.session.get("at")
+    if isinstance(sid, str) and sid:
+        start = at if isinstance(at, int) else int(time.time())
+        until = datetime.fromtimestamp(start + SESSION_MAX_AGE, tz=UTC)
+        revoke_session(db, sid=sid, until=until)
     request.session.clear()
 
 
-def session_user_id(connection: HTTPConnection) -> int | None:
+def session_user_id(connection: HTTPConnection, db: Session) -> int | None:
     """The user id of a live session: not expired (8 h from login) and not logged out."""
     session = connection.session
     uid, sid, at = session.get("uid"), session.get("sid"), session.get("at")
@@ -145,9 +145,8 @@ def session_user_id(connection: HTTPConnection) -> int | None:
         return None
     if time.time() - at > SESSION_MAX_AGE:
         return None
-    with _revoked_lock:
-        if sid in _revoked:
-            return None
+    if session_revoked(db, sid=sid):
+        return None
     return uid
 
 

@@ -16,12 +16,20 @@ from typing import Annotated, Any
 import typer
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from kb.cli.common import console, fail, ready_engine
+from kb.cli.common import console, fail, print_json, ready_engine
 from kb.db import session_scope
 from kb.models import Role
 from kb.services import audit
 from kb.services.access import Principal
-from kb.services.users import UserError, create_user, validate_password
+from kb.services.users import (
+    UserError,
+    create_user,
+    list_users,
+    partnership_name,
+    set_active,
+    set_password,
+    validate_password,
+)
 
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 
@@ -68,6 +76,87 @@ def users_add(
     except UserError as exc:
         raise fail(str(exc)) from exc
     console.print(f"created user {name} ({user_role})", highlight=False)
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("New password", hide_input=True, confirmation_prompt=True))
+
+
+def _account_change(action: str, change: Any) -> str:
+    """Run ``change(session) -> User`` and audit it as ``action``; the user's name, or fail."""
+    try:
+        with session_scope(ready_engine()) as session:
+            user = change(session)
+            audit.record(
+                session,
+                principal=Principal.system(),
+                action=action,
+                object_type="user",
+                object_id=user.id,
+                detail={"username": user.username},
+            )
+            return str(user.username)
+    except UserError as exc:
+        raise fail(str(exc)) from exc
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: Annotated[str, typer.Argument(help="The account whose password to reset.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin (scripts).")
+    ] = False,
+) -> None:
+    """Reset a user's password; their sessions end (people change their own on the web)."""
+    password = _read_password(password_stdin)
+    name = _account_change(
+        "user.password_reset", lambda s: set_password(s, username=username, password=password)
+    )
+    console.print(f"password of {name} reset; their sessions have ended", highlight=False)
+
+
+@users_app.command("disable")
+def users_disable(
+    username: Annotated[str, typer.Argument(help="The account to disable.")],
+) -> None:
+    """Disable an account: its sessions stop working on their next request; data is kept."""
+    name = _account_change("user.disable", lambda s: set_active(s, username=username, active=False))
+    console.print(f"disabled {name}", highlight=False)
+
+
+@users_app.command("enable")
+def users_enable(
+    username: Annotated[str, typer.Argument(help="The account to enable again.")],
+) -> None:
+    """Enable a disabled account again (the old password still applies)."""
+    name = _account_change("user.enable", lambda s: set_active(s, username=username, active=True))
+    console.print(f"enabled {name}", highlight=False)
+
+
+@users_app.command("list")
+def users_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List accounts: username, role, partnership, active (never password hashes)."""
+    with session_scope(ready_engine()) as session:
+        rows = [
+            {
+                "username": user.username,
+                "role": user.role.value,
+                "partnership": partnership_name(session, user.partnership_id),
+                "active": user.active,
+            }
+            for user in list_users(session)
+        ]
+    if json_output:
+        print_json(rows)
+        return
+    for row in rows:
+        state = "" if row["active"] else "  (disabled)"
+        where = f", {row['partnership']}" if row["partnership"] else ""
+        console.print(f"{row['username']}  {row['role']}{where}{state}", highlight=False)
 
 
 def serve(

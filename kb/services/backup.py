@@ -53,6 +53,8 @@ FILE_MODE = 0o600
 EXCLUDED_TABLES: dict[str, str] = {
     "data_version": "cache bookkeeping of this database (kb/db.py); restoring an older value "
     "could make a cache serve results from before the restore",
+    "revoked_session": "logged-out session ids, meaningful only with this server's secret key "
+    "and expiring within 8 hours",
 }
 
 #: Columns that can be recomputed from the rest of the row, and may therefore be left out

@@ -8,17 +8,19 @@ by timing the login form.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, select
 
-from kb.models import Partnership, Role, User
+from kb.models import Partnership, RevokedSession, Role, User, utcnow
 from kb.services.access import Principal
 from kb.services.reviews import NotFound
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12  # ASVS 2.1.1
 MAX_PASSWORD_LENGTH = 1024  # argon2 copes, but a megabyte "password" is a denial of service
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
 
@@ -161,3 +163,75 @@ def partnership_name(session: Session, partnership_id: int | None) -> str | None
         return None
     found = session.get(Partnership, partnership_id)
     return found.name if found else None
+
+
+# --------------------------------------------------------------------------- changing accounts
+
+
+def change_password(session: Session, *, username: str, current: str, new: str) -> User:
+    """A user changing their own password: the current one is required (ASVS 2.1.6).
+
+    Every session of the user ends, since sessions carry a fingerprint of the password hash;
+    the web page starts a fresh one for the person who made the change.
+    """
+    user = find_user(session, username)
+    if user is None or not user.active:
+        raise UserError("the current password is wrong")
+    if not _verify(user.password_hash, current[: MAX_PASSWORD_LENGTH + 1]):
+        raise UserError("the current password is wrong")
+    if new == current:
+        raise UserError("the new password must differ from the current one")
+    user.password_hash = hash_password(new)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, *, username: str, password: str) -> User:
+    """An administrator resetting someone's password (``kb users passwd``); ends their sessions."""
+    user = _existing(session, username)
+    user.password_hash = hash_password(password)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_active(session: Session, *, username: str, active: bool) -> User:
+    """Disable (or re-enable) an account: a disabled user's sessions stop on the next request."""
+    user = _existing(session, username)
+    user.active = active
+    session.add(user)
+    session.flush()
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every account, active or not, by username."""
+    return list(session.exec(select(User).order_by(col(User.username))).all())
+
+
+def _existing(session: Session, username: str) -> User:
+    user = find_user(session, username)
+    if user is None:
+        raise UserError(f"no user {normalise_username(username)!r}")
+    return user
+
+
+# --------------------------------------------------------------------------- logged-out sessions
+
+
+def revoke_session(session: Session, *, sid: str, until: datetime) -> None:
+    """Refuse session ``sid`` from now until ``until`` (when its cookie expires anyway)."""
+    session.exec(delete(RevokedSession).where(col(RevokedSession.expires_at) < utcnow()))
+    session.merge(RevokedSession(sid_hash=_sid_hash(sid), expires_at=until))
+    session.flush()
+
+
+def session_revoked(session: Session, *, sid: str) -> bool:
+    """Whether ``sid`` was logged out (on any worker, before any restart)."""
+    return session.get(RevokedSession, _sid_hash(sid)) is not None
+
+
+def _sid_hash(sid: str) -> str:
+    """Stored hashed: a database reader cannot learn live-looking session ids from it."""
+    return hashlib.sha256(sid.encode()).hexdigest()

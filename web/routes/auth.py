@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, WebPrincipal
 from kb.services import audit
 from kb.services.access import Principal
-from kb.services.users import authenticate
+from kb.services.users import UserError, authenticate, change_password
 from web.rendering import render, safe_next
 from web.security import client_ip, end_session, start_session
 
@@ -61,6 +61,52 @@ def login_submit(
 
 
 @router.post("/logout", name="logout")
-def logout(request: Request) -> Response:
-    end_session(request)
+def logout(request: Request, session: SessionDep) -> Response:
+    end_session(request, session)
     return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/account/password", name="password_page")
+def password_page(request: Request, principal: WebPrincipal) -> HTMLResponse:
+    return render(request, "password.html", {"error": None, "done": False})
+
+
+@router.post("/account/password", name="password_submit")
+def password_submit(
+    request: Request,
+    session: SessionDep,
+    principal: WebPrincipal,
+    current: Annotated[str, Form(max_length=2000)],
+    new: Annotated[str, Form(max_length=2000)],
+    confirm: Annotated[str, Form(max_length=2000)],
+) -> Response:
+    """Change your own password with the current one; your other sessions end.
+
+    Wrong current passwords count against the login rate limit, so this form cannot be used
+    to guess a password the login form would stop.
+    """
+    limiter = request.app.state.login_limiter
+    ip = client_ip(request)
+    wait = limiter.retry_after(principal.username, ip)
+    error = f"Too many attempts. Try again in {wait} s." if wait else None
+    if error is None and new != confirm:
+        error = "The new passwords do not match."
+    if error is None:
+        try:
+            user = change_password(session, username=principal.username, current=current, new=new)
+        except UserError as exc:
+            if "current password" in str(exc):
+                limiter.failed(principal.username, ip)
+            error = str(exc).capitalize() + "."
+    if error is not None:
+        status = 429 if wait else 400
+        return render(request, "password.html", {"error": error, "done": False}, status_code=status)
+    start_session(request, user, request.app.state.secret_key)  # this browser stays logged in
+    audit.record(
+        session,
+        principal=principal,
+        action="password.change",
+        object_type="user",
+        object_id=user.id,
+    )
+    return render(request, "password.html", {"error": None, "done": True})
