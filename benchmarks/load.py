@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/load.py                      # 50 users, 60 s, ~20k passages
+    .venv/bin/python benchmarks/load.py    # 50 users, 60 s, ~20k passages, a worker per core
     .venv/bin/python benchmarks/load.py --users 20 --duration 20
 
 What it does, and why that way:
@@ -441,7 +441,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", type=int, default=20_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary KB_HOME")
     parser.add_argument("--home", type=Path, help="KB_HOME to build in, or reuse if built")
-    parser.add_argument("--workers", type=int, default=1, help="server processes (kb serve)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server processes (kb serve --workers; default one per core, as README advises)",
+    )
     args = parser.parse_args(argv)
 
     home = args.home or Path(tempfile.mkdtemp(prefix="kb-load-"))

@@ -181,25 +181,22 @@ def change_password(session: Session, *, username: str, current: str, new: str) 
         raise UserError("the current password is wrong")
     if new == current:
         raise UserError("the new password must differ from the current one")
-    user.password_hash = hash_password(new)
-    session.add(user)
-    session.flush()
-    return user
+    return _saved(session, user, password_hash=hash_password(new))
 
 
 def set_password(session: Session, *, username: str, password: str) -> User:
     """An administrator resetting someone's password (``kb users passwd``); ends their sessions."""
-    user = _existing(session, username)
-    user.password_hash = hash_password(password)
-    session.add(user)
-    session.flush()
-    return user
+    return _saved(session, _existing(session, username), password_hash=hash_password(password))
 
 
 def set_active(session: Session, *, username: str, active: bool) -> User:
     """Disable (or re-enable) an account: a disabled user's sessions stop on the next request."""
-    user = _existing(session, username)
-    user.active = active
+    return _saved(session, _existing(session, username), active=active)
+
+
+def _saved(session: Session, user: User, **changes: object) -> User:
+    for name, value in changes.items():
+        setattr(user, name, value)
     session.add(user)
     session.flush()
     return user
