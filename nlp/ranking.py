@@ -12,22 +12,26 @@ corpus-wide IDF into its index, which would let an embargoed passage shift the s
 the order, of visible ones (a side channel on "does a hidden review mention X?"). We therefore
 keep raw term frequencies in a sparse matrix and score them at query time with the same Lucene
 BM25 formula bm25s uses; with no allow-set the scores equal bm25s's (a test checks this).
+
+Tokenisation lives in nlp.tokens and rank fusion / MMR / near-duplicates in nlp.fusion; their
+names are re-exported here so existing imports keep working.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 import numpy as np
 from scipy import sparse
+
+from nlp.fusion import mmr, near_duplicates, rrf, top_indices, unit_rows
+from nlp.tokens import STOPWORDS, iter_terms, normalise, stem, tokenize
 
 __all__ = [
     "STOPWORDS",
@@ -46,228 +50,6 @@ Mode = Literal["hybrid", "bm25", "dense"]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 Allowed = np.ndarray | set[int] | frozenset[int] | Sequence[int] | None
-
-# ---------------------------------------------------------------------------------------------
-# Tokenisation
-# ---------------------------------------------------------------------------------------------
-
-# Negations ("not", "no", "never") are deliberately *not* stopwords: "was not brought" is a
-# safeguarding term of art, and BM25's IDF already discounts frequent words.
-_STOPWORD_TEXT = """
-    a about above after again against all am an and any are aren't as at be because been
-    before being below between both but by can can't cannot could couldn't did didn't do does
-    doesn't doing don't down during each few for from further had hadn't has hasn't have haven't
-    having he he'd he'll he's her here here's hers herself him himself his how how's i i'd i'll
-    i'm i've if in into is isn't it it's its itself let's me more most mustn't my myself of off
-    on once only or other ought our ours ourselves out over own same shan't she she'd she'll
-    she's should shouldn't so some such than that that's the their theirs them themselves then
-    there there's these they they'd they'll they're they've this those through to too under
-    until up very was wasn't we we'd we'll we're we've were weren't what what's when when's
-    where where's which while who who's whom why why's with won't would wouldn't you you'd
-    you'll you're you've your yours yourself yourselves also would may might must shall will
-    within without upon via"""
-STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
-
-_WORD = re.compile(r"\w+(?:['’]\w+)*")
-
-# Irregular forms a suffix stripper cannot reach but that matter in this domain.
-_IRREGULAR: dict[str, str] = {
-    "children": "child",
-    "men": "man",
-    "women": "woman",
-    "people": "person",
-    "feet": "foot",
-    "teeth": "tooth",
-    "lives": "life",
-    "wives": "wife",
-}
-_VOWELS = frozenset("aeiouy")
-_NO_UNDOUBLE = frozenset("lsz")
-
-
-def _has_vowel(word: str) -> bool:
-    return any(ch in _VOWELS for ch in word)
-
-
-def _strip_plural(word: str) -> str:
-    """Porter step 1a, so "babies"/"baby" and "assessments"/"assessment" meet."""
-    if word.endswith("sses"):
-        return word[:-2]
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("ss", "us", "is")) or not word.endswith("s") or len(word) <= 3:
-        return word
-    return word[:-1]
-
-
-def _strip_verbal(word: str) -> str:
-    """Porter step 1b (-ing / -ed), undoubling "referred" → "refer" so forms of a verb meet."""
-    if word.endswith("ied") and len(word) > 4:
-        return word[:-3] + "y"
-    for suffix in ("ing", "ed"):
-        if word.endswith(suffix):
-            stem_ = word[: -len(suffix)]
-            if len(stem_) >= 3 and _has_vowel(stem_):
-                if stem_[-1] == stem_[-2] and stem_[-1] not in _VOWELS | _NO_UNDOUBLE:
-                    stem_ = stem_[:-1]
-                return stem_
-            return word
-    return word
-
-
-def _strip_derivational(word: str) -> str:
-    """A few derivational suffixes (neglectful → neglect, assessment → assess)."""
-    for suffix, min_stem in (("fulness", 4), ("ness", 4), ("ment", 5), ("ful", 4), ("ly", 4)):
-        if word.endswith(suffix) and len(word) - len(suffix) >= min_stem:
-            return word[: -len(suffix)]
-    if word.endswith(("tion", "sion")) and len(word) >= 8:
-        return word[:-3]
-    return word
-
-
-@lru_cache(maxsize=200_000)
-def stem(word: str) -> str:
-    """Light English stemmer (plurals, -ing/-ed, a few derivations, final -e).
-
-    PyStemmer is not a project dependency, and a full Porter stemmer over-conflates short
-    domain words; this keeps conflations predictable. Cached because vocabularies are small.
-    """
-    word = word.replace("’", "'")
-    if word.endswith("'s"):
-        word = word[:-2]
-    word = word.rstrip("'")
-    if word in _IRREGULAR:
-        return _IRREGULAR[word]
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    word = _strip_derivational(_strip_verbal(_strip_plural(word)))
-    if word.endswith("e") and len(word) > 4:
-        word = word[:-1]
-    return word
-
-
-def normalise(word: str) -> str:
-    """Lower-case and stem one word: the form BM25 and snippet highlighting compare."""
-    return stem(word.lower())
-
-
-def _is_stopword(lowered: str) -> bool:
-    return lowered.replace("’", "'") in STOPWORDS
-
-
-def tokenize(text: str) -> list[str]:
-    """Index/query terms: lower-cased words, English stopwords dropped, stemmed."""
-    return [stem(word) for word in _WORD.findall(text.lower()) if not _is_stopword(word)]
-
-
-def iter_terms(text: str) -> Iterator[tuple[int, int, str]]:
-    """Yield ``(start, end, term)`` for every non-stopword in ``text`` (offsets into ``text``).
-
-    Same normalisation as :func:`tokenize`, so snippets highlight exactly what BM25 matched.
-    """
-    for match in _WORD.finditer(text):
-        lowered = match.group().lower()
-        if not _is_stopword(lowered):
-            yield match.start(), match.end(), stem(lowered)
-
-
-# ---------------------------------------------------------------------------------------------
-# Rank fusion, diversity, near-duplicates
-# ---------------------------------------------------------------------------------------------
-
-
-def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: ``score(d) = Σ 1 / (k + rank)`` with 1-based ranks.
-
-    Rank-based, so BM25 scores and cosine similarities need no calibration against each other.
-    Ties are broken by the best single rank, then by id, so output is deterministic.
-    """
-    scores: dict[int, float] = {}
-    best: dict[int, int] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-            best[item] = min(best.get(item, rank), rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
-
-
-def _unit_rows(vecs: np.ndarray) -> np.ndarray:
-    """L2-normalise rows (zero rows stay zero) so dot products are cosines."""
-    vecs = np.asarray(vecs, dtype=np.float32)
-    norms = np.linalg.norm(vecs, axis=-1, keepdims=True)
-    return vecs / np.where(norms == 0, 1.0, norms)
-
-
-def mmr(
-    query_vec: np.ndarray | None,
-    candidate_vecs: np.ndarray,
-    *,
-    lambda_: float = 0.7,
-    top_k: int,
-) -> list[int]:
-    """Maximal marginal relevance: pick ``top_k`` candidates that are relevant *and* diverse.
-
-    Returns indices into ``candidate_vecs`` in pick order. With ``query_vec=None`` relevance is
-    similarity to the candidates' centroid, i.e. centrality — how briefings choose key findings
-    that represent a review without repeating themselves.
-    """
-    cands = _unit_rows(candidate_vecs)
-    n = cands.shape[0]
-    if n == 0 or top_k <= 0:
-        return []
-    centre = cands.mean(axis=0) if query_vec is None else np.asarray(query_vec, np.float32)
-    relevance = cands @ _unit_rows(centre)
-    max_sim = np.full(n, -np.inf, dtype=np.float32)
-    chosen = np.zeros(n, dtype=bool)
-    picks: list[int] = []
-    for _ in range(min(top_k, n)):
-        redundancy = np.where(np.isfinite(max_sim), max_sim, 0.0)
-        gain = lambda_ * relevance - (1.0 - lambda_) * redundancy
-        gain[chosen] = -np.inf
-        pick = int(np.argmax(gain))
-        picks.append(pick)
-        chosen[pick] = True
-        max_sim = np.maximum(max_sim, cands @ cands[pick])
-    return picks
-
-
-def near_duplicates(
-    vecs: np.ndarray,
-    ids: Sequence[int] | np.ndarray,
-    threshold: float = 0.85,
-    *,
-    block: int = 1024,
-) -> list[tuple[int, int, float]]:
-    """Pairs ``(id_a, id_b, cosine)`` with cosine ≥ ``threshold``, most similar first.
-
-    Used for "déjà-vu" recommendations (the same advice made again in a later review). Blocked
-    matrix products keep memory at ``block × n`` floats instead of ``n × n``.
-    """
-    unit = _unit_rows(vecs)
-    id_arr = np.asarray(ids)
-    if unit.shape[0] != id_arr.shape[0]:
-        raise ValueError("vecs and ids must have the same length")
-    pairs: list[tuple[int, int, float]] = []
-    for start in range(0, unit.shape[0], block):
-        sims = unit[start : start + block] @ unit[start:].T
-        # keep the strict upper triangle only: each pair once, never an item with itself
-        sims = np.triu(sims, k=1)
-        rows, cols = np.nonzero(sims >= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            pairs.append((int(id_arr[start + r]), int(id_arr[start + c]), float(sims[r, c])))
-    pairs.sort(key=lambda p: (-p[2], p[0], p[1]))
-    return pairs
-
-
-def _top_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest finite scores, best first (argpartition, then a small sort)."""
-    finite = np.isfinite(scores)
-    k = min(k, int(np.count_nonzero(finite)))
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
-    part = part[np.isfinite(scores[part])]
-    return part[np.lexsort((part, -scores[part]))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +184,7 @@ class HybridIndex:
         start = self._n_rows
         self._ensure_capacity(start + len(ids))
         end = start + len(ids)
-        self._vecs[start:end] = _unit_rows(vectors)
+        self._vecs[start:end] = unit_rows(vectors)
         self._ids[start:end] = np.asarray(ids, dtype=np.int64)
         self._alive[start:end] = True
         postings, lengths = self._tokenize_batch(texts, start)
@@ -666,7 +448,7 @@ class HybridIndex:
         scores = np.full(n, -np.inf, dtype=np.float32)
         if n == 0:
             return scores
-        q = _unit_rows(np.asarray(query_vec, dtype=np.float32).ravel())
+        q = unit_rows(np.asarray(query_vec, dtype=np.float32).ravel())
         q_t = torch.from_numpy(q.astype(self.dense_dtype))
         matrix = torch.from_numpy(self._vecs[:n])
         allowed_rows = np.flatnonzero(mask)
@@ -714,7 +496,7 @@ class HybridIndex:
         return self._hybrid(query_text, query_vec, mask, top_k, rrf_k, max(candidates, top_k))
 
     def _single(self, scores: np.ndarray, top_k: int, kind: str) -> list[Hit]:
-        rows = _top_indices(scores, top_k)
+        rows = top_indices(scores, top_k)
         hits = []
         for rank, row in enumerate(rows.tolist(), start=1):
             ranks = {"bm25_rank": rank} if kind == "bm25" else {"dense_rank": rank}
@@ -730,8 +512,8 @@ class HybridIndex:
         rrf_k: int,
         candidates: int,
     ) -> list[Hit]:
-        bm25_rows = _top_indices(self._bm25_scores(query_text, mask), candidates).tolist()
-        dense_rows = _top_indices(self._dense_scores(query_vec, mask), candidates).tolist()
+        bm25_rows = top_indices(self._bm25_scores(query_text, mask), candidates).tolist()
+        dense_rows = top_indices(self._dense_scores(query_vec, mask), candidates).tolist()
         bm25_rank = {row: r for r, row in enumerate(bm25_rows, start=1)}
         dense_rank = {row: r for r, row in enumerate(dense_rows, start=1)}
         fused = rrf([bm25_rows, dense_rows], k=rrf_k)[:top_k]

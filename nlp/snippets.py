@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
-from nlp.ranking import iter_terms, tokenize
+from nlp.tokens import iter_terms, tokenize
 
 __all__ = ["ELLIPSIS", "Snippet", "highlight_html", "make_snippet"]
 

@@ -186,7 +186,7 @@ def _recurrence_signal(
 
 def _pairs(vectors: np.ndarray, ids: list[int], threshold: float) -> list[tuple[int, int, float]]:
     try:
-        from nlp.ranking import near_duplicates
+        from nlp.fusion import near_duplicates
     except ImportError:  # pragma: no cover - ranking is part of the package
         unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         sims = np.triu(unit @ unit.T, k=1)
