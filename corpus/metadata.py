@@ -29,6 +29,32 @@ class ReviewType(StrEnum):
     SAR = "sar"
     DHR = "dhr"
     ANNUAL_REPORT = "annual_report"
+    THEMATIC_REVIEW = "thematic_review"
+    SCRUTINY_REPORT = "scrutiny_report"
+    NEWSLETTER = "newsletter"
+    BRIEFING = "briefing"
+    OTHER = "other"
+
+
+#: The kinds that are reviews of one child or incident: only these count in "N of M reviews"
+#: and in recurrence. Everything else (annual reports, scrutiny reports, newsletters,
+#: briefings, thematic reviews) stays searchable and citable but is not a review of a case.
+#: learning_review, national_review, audit, sar and dhr are older values kept readable.
+REVIEW_KINDS: frozenset[ReviewType] = frozenset(
+    {ReviewType.SCR, ReviewType.LCSPR, ReviewType.RAPID_REVIEW}
+)
+
+
+class PassageRole(StrEnum):
+    """The part a passage plays in its document (see nlp/roles.py for how it is decided)."""
+
+    FRONT_MATTER = "front_matter"
+    PARTNERSHIP_BUSINESS = "partnership_business"
+    CASE_SYNOPSIS = "case_synopsis"
+    FINDING = "finding"
+    RECOMMENDATION = "recommendation"
+    ACTION = "action"
+    GOOD_PRACTICE = "good_practice"
     OTHER = "other"
 
 

@@ -16,10 +16,12 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from corpus.metadata import AgeBand, ReviewStatus, ReviewType
+from corpus.metadata import REVIEW_KINDS, AgeBand, PassageRole, ReviewStatus, ReviewType
 
 __all__ = [
+    "REVIEW_KINDS",
     "AgeBand",
+    "PassageRole",
     "ReviewStatus",
     "ReviewType",
 ]
@@ -104,6 +106,35 @@ class DocumentPublic(DocumentBase):
     ingested_at: datetime
 
 
+# --------------------------------------------------------------------------- case
+
+
+class Case(SQLModel, table=True):
+    """One child or incident, linking the documents about it: the rapid review summarised in an
+    annual report, the LCSPR that followed, later mentions. Recurrence counts cases, not
+    documents, so one child reviewed twice is counted once with the themes of both.
+
+    Made by matching (partnership + pseudonym + age/date evidence, kb/services/cases.py) or by a
+    person; ``Review.case_source`` records which, so re-ingest never undoes a person's link or
+    unlink. Called ``review_case`` because ``case`` is an SQL keyword.
+    """
+
+    __tablename__ = "review_case"
+
+    id: int | None = Field(default=None, primary_key=True)
+    label: str = Field(max_length=200, description="Usually the child's pseudonym.")
+    partnership_id: int | None = Field(default=None, foreign_key="partnership.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    version_id: int = Field(default=1, description="Optimistic lock counter.")
+
+
+class CasePublic(SQLModel):
+    id: int
+    label: str
+    partnership_id: int | None = None
+    review_ids: list[int] = Field(default_factory=list)
+
+
 # --------------------------------------------------------------------------- review
 
 
@@ -131,6 +162,27 @@ class Review(ReviewBase, table=True):
         description="Reference year (incident, else review, else publication): filters and "
         "the theme x year matrix need it as a column.",
     )
+    year_inferred: bool = Field(
+        default=False,
+        description="True when ``year`` comes from the containing report's period, not from "
+        "a date in the review's own text.",
+    )
+    period: str | None = Field(
+        default=None, max_length=20, description="Reporting period, e.g. '2020-21'."
+    )
+    type_source: str = Field(
+        default="inferred",
+        max_length=20,
+        description="inferred | manifest | flag | person: a correction (anything but inferred) "
+        "survives re-ingest of a changed file.",
+    )
+    case_id: int | None = Field(default=None, foreign_key="review_case.id", index=True)
+    case_source: str | None = Field(
+        default=None,
+        max_length=20,
+        description="matched | person: 'person' with case_id None is a deliberate unlink "
+        "that matching must not undo.",
+    )
     start: int = 0
     end: int = 0
     parent_review_id: int | None = Field(default=None, foreign_key="review.id")
@@ -155,6 +207,9 @@ class ReviewPublic(ReviewBase):
     document_id: int
     partnership: str | None = None
     year: int | None = None
+    year_inferred: bool = False
+    period: str | None = None
+    case_id: int | None = None
     passages: int = 0
 
 
@@ -169,6 +224,18 @@ class PassageBase(SQLModel):
     order: int = 0
     start: int = 0
     end: int = 0
+    role: str = Field(
+        default=PassageRole.OTHER.value,
+        max_length=30,
+        index=True,
+        description="A PassageRole value: what part the passage plays (nlp/roles.py).",
+    )
+    role_source: str = Field(
+        default="model",
+        max_length=20,
+        description="layout | model | person: 'person' is never overwritten by the classifier.",
+    )
+    role_confidence: float = 0.0
 
 
 class Passage(PassageBase, table=True):
