@@ -136,6 +136,7 @@ def test_filters_apply_before_ranking(corpus) -> None:  # type: ignore[no-untype
             query="share information",
             filters=SearchFilters(section_kind="recommendations"),
             top_k=20,
+            floor=None,  # filters, not the "no close match" floor, are under test here
         )
         assert recs and {h.section_kind for h in recs} == {"recommendations"}
         recent = search(

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, func, select
 
 from kb.models import (
     AgeBand,
+    Case,
     Partnership,
     Passage,
     Review,
@@ -35,6 +36,16 @@ from kb.services.access import Principal, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.embedding import embedder_for, from_bytes, reembed_stale
 from kb.services.reviews import NotFound, get_review
+from kb.services.search_learning import (
+    LEARNING_POOL,
+    SIMILARITY_FLOOR,
+    Order,
+    above_floor,
+    answering_actions,
+    cosines,
+    default_order,
+    learning_first,
+)
 from nlp.embeddings import Embedder
 from nlp.ranking import HybridIndex, Mode
 from nlp.snippets import make_snippet
@@ -52,6 +63,7 @@ class SearchFilters:
     section_kind: str | None = None
     age_band: AgeBand | None = None
     status: ReviewStatus | None = None
+    roles: list[str] = field(default_factory=list)  # passage roles (any of)
 
 
 @dataclass(slots=True)
@@ -67,6 +79,11 @@ class SearchHit:
     highlights: list[tuple[int, int]]
     score: float
     themes: list[str]
+    role: str = "other"
+    case_id: int | None = None
+    case_label: str | None = None
+    similarity: float | None = None  # cosine of query and passage (None for bm25-only search)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # answering its recommendation
 
     def as_dict(self) -> dict[str, Any]:
         """The ``kb search --json`` contract (extra fields are additive)."""
@@ -230,6 +247,8 @@ def _allowed_passages(session: Session, principal: Principal, filters: SearchFil
         query = query.where(Review.age_band == filters.age_band)
     if filters.status:
         query = query.where(Review.status == filters.status)
+    if filters.roles:
+        query = query.where(col(Passage.role).in_(filters.roles))
     if filters.themes:
         tagged = select(ThemeTag.passage_id).where(
             col(ThemeTag.theme_id).in_(filters.themes), ThemeTag.status != TagStatus.REJECTED
@@ -251,11 +270,20 @@ def search(
     top_k: int = 10,
     mode: Mode = "hybrid",
     embedder: Embedder | None = None,
+    order: Order | None = None,
+    floor: float | None = SIMILARITY_FLOOR,
 ) -> list[SearchHit]:
-    """Best passages for ``query`` (a few words or a pasted paragraph), best first."""
+    """Best passages for ``query`` (a few words or a pasted paragraph), best first.
+
+    Hits that are not close (see :mod:`kb.services.search_learning`) are dropped, so a nonsense
+    query returns ``[]``; ``floor=None`` turns the floor off. ``order`` is "relevance" or
+    "learning" (findings, recommendations, actions first); None chooses learning first for a
+    pasted paragraph. Each hit carries the tracker actions answering its recommendation.
+    """
     query = query.strip()
     if not query:
         return []
+    order = order or default_order(query)
     embedder = embedder or embedder_for()
     data = data_fingerprint(session)
     index = INDEXES.get(session.get_bind(), embedder, session, data)  # type: ignore[arg-type]
@@ -263,8 +291,25 @@ def search(
         session, principal=principal, filters=filters or SearchFilters(), fingerprint=data
     )
     query_vec = query_vector(embedder, query) if mode != "bm25" else None
-    hits = index.search(query, query_vec, allowed=allowed, top_k=top_k, mode=mode)
-    return _hydrate(session, [(h.passage_id, h.score) for h in hits], query)
+    pool = max(top_k, LEARNING_POOL) if order == "learning" else top_k
+    ranked = index.search(query, query_vec, allowed=allowed, top_k=pool, mode=mode)
+    sims: list[float | None] = [None] * len(ranked)
+    if query_vec is not None:
+        sims = list(cosines(query_vec, [index.vector(h.passage_id) for h in ranked]))
+    hits = _hydrate(session, [(h.passage_id, h.score) for h in ranked], query)
+    for hit, similarity in zip(hits, sims, strict=True):
+        hit.similarity = None if similarity is None else round(similarity, 4)
+    if floor is not None:
+        hits = above_floor(hits, query, floor)
+    if order == "learning":
+        hits = learning_first(hits)
+    hits = hits[:top_k]
+    actions = answering_actions(
+        session, principal=principal, passage_ids=[h.passage_id for h in hits]
+    )
+    for hit in hits:
+        hit.actions = actions.get(hit.passage_id, [])
+    return hits
 
 
 _VECTORS: OrderedDict[tuple[int, str, str], np.ndarray] = OrderedDict()
@@ -339,8 +384,12 @@ def _hydrate(session: Session, scored: Sequence[tuple[int, float]], query: str) 
             Review.id,
             Review.title,
             Review.pseudonym,
+            Passage.role,
+            Review.case_id,
+            Case.label,
         )
         .join(Review, col(Review.id) == Passage.review_id)
+        .outerjoin(Case, col(Case.id) == Review.case_id)
         .where(col(Passage.id).in_(ids))
     ).all()
     by_id = {row[0]: row for row in rows}
@@ -353,7 +402,9 @@ def _hydrate(session: Session, scored: Sequence[tuple[int, float]], query: str) 
         themes.setdefault(pid, []).append(theme_id)
     hits = []
     for pid, score in scored:
-        _, text, section, section_kind, review_id, title, pseudonym = by_id[pid]
+        _, text, section, section_kind, review_id, title, pseudonym, role, case, case_label = by_id[
+            pid
+        ]
         snippet = make_snippet(text, query)
         hits.append(
             SearchHit(
@@ -368,6 +419,9 @@ def _hydrate(session: Session, scored: Sequence[tuple[int, float]], query: str) 
                 highlights=list(snippet.highlights),
                 score=round(float(score), 6),
                 themes=themes.get(pid, []),
+                role=role or "other",
+                case_id=case,
+                case_label=case_label,
             )
         )
     return hits
