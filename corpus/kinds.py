@@ -36,6 +36,15 @@ class Period:
     start_year: int
     end_year: int
 
+    @classmethod
+    def parse(cls, label: str | None) -> Period | None:
+        """The period a label such as '2020-21' names (None for None or anything else)."""
+        match = re.fullmatch(r"(20\d{2})-(\d{2})", label or "")
+        if not match:
+            return None
+        start = int(match.group(1))
+        return cls(start, start + 1) if (start + 1) % 100 == int(match.group(2)) else None
+
     @property
     def label(self) -> str:
         return f"{self.start_year}-{self.end_year % 100:02d}"
