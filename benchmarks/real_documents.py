@@ -174,7 +174,8 @@ def print_report(documents: list[dict[str, Any]], roles: dict[str, Any]) -> None
             print(f"      {r['type']:14s} {year:6s} {r['pseudonym']}")
     for name, result in roles.items():
         print(
-            f"\nroles ({name}): macro-F1 {result['macro_f1']:.3f}, accuracy {result['accuracy']:.3f}"
+            f"\nroles ({name}): macro-F1 {result['macro_f1']:.3f}, "
+            f"accuracy {result['accuracy']:.3f}"
         )
         print(f"    {'role':22s} {'P':>5s} {'R':>5s} {'F1':>5s} {'n':>4s}")
         for role, m in result["roles"].items():

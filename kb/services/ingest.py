@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
 from corpus.cases import CaseSummary, find_case_summaries
-from corpus.kinds import Period
 from corpus.document import ExtractedDocument, ReaderError
+from corpus.kinds import Period
 from corpus.metadata import ReviewMeta, apply_overrides, infer_metadata
 from corpus.readers import SUPPORTED_SUFFIXES, read_document
 from corpus.segment import Section, segment
