@@ -35,6 +35,7 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
+from kb.services.cases import match_cases
 from kb.services.findings import detach_passages, extract_findings
 from kb.services.roles import assign_roles, person_roles
 
@@ -217,6 +218,7 @@ def _ingest_one(
         _carry_decisions(session, passages, carried)
     for review in reviews:
         extract_findings(session, review_id=review.id)  # type: ignore[arg-type]
+    match_cases(session, [r.id for r in reviews if r.id is not None])
     outcome: dict[str, Any] = {"document_id": document.id, "reviews": [r.id for r in reviews]}
     if meta.warnings:
         outcome["warnings"] = list(meta.warnings)

@@ -19,6 +19,7 @@ from kb.models import Document, Passage, PassageRole, Review
 from kb.services import audit
 from kb.services.access import Principal
 from kb.services.errors import Forbidden
+from kb.services.findings import extract_findings
 from kb.services.reviews import NotFound, get_review
 from kb.services.tracker import edit_refusal
 from nlp.roles import RoleInput, RoleModel, classify_roles, default_model, train
@@ -156,6 +157,7 @@ def set_passage_role(
         detail={"review": review.id, "from": before, "to": chosen.value},
     )
     session.flush()
+    extract_findings(session, review_id=review.id)  # type: ignore[arg-type]
     return passage
 
 
