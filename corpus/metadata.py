@@ -98,6 +98,20 @@ class ReviewMeta:
     publication_date: date | None = None
     age_band: AgeBand | None = None
     status: ReviewStatus = ReviewStatus.IN_PROGRESS
+    period: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+#: Kinds that report on many cases or on the partnership: the incident date and age band in
+#: their first pages belong to some case they mention, not to the document.
+COLLECTION_KINDS: frozenset[ReviewType] = frozenset(
+    {
+        ReviewType.ANNUAL_REPORT,
+        ReviewType.NEWSLETTER,
+        ReviewType.SCRUTINY_REPORT,
+        ReviewType.THEMATIC_REVIEW,
+    }
+)
 
 
 class ManifestError(ValueError):
@@ -150,16 +164,6 @@ def detect_review_type(text: str, exclude: frozenset[ReviewType] = frozenset()) 
         if match and (best is None or (match.start(), priority) < best[:2]):
             best = (match.start(), priority, kind)
     return best[2] if best else ReviewType.OTHER
-
-
-def _infer_type(head: str, filename: str) -> ReviewType:
-    """File name first, then the title page; annual reports mention every other type."""
-    name = detect_review_type(filename.replace("_", " "))
-    if name is not ReviewType.OTHER:
-        return name
-    if _TYPE_PATTERNS[0][1].search(head[:1500]):
-        return ReviewType.ANNUAL_REPORT
-    return detect_review_type(head)
 
 
 # --- pseudonym, partnership --------------------------------------------------------------------
@@ -388,20 +392,32 @@ _PERIOD = re.compile(r"\b(20\d{2})\s*[-/–]\s*(?:20)?(\d{2})\b")
 
 
 def infer_metadata(text: str, filename: str) -> ReviewMeta:
-    """Best-effort metadata from the first pages and the file name; never infers PUBLISHED."""
+    """Best-effort metadata from the first pages and the file name; never infers PUBLISHED.
+
+    Kind, title and period come from corpus.kinds (imported here because it builds on this
+    module's vocabularies); a document of unknown kind carries a warning naming it.
+    """
+    from corpus.kinds import infer_kind, infer_period, infer_title  # noqa: PLC0415
+
     head = text[:HEAD_CHARS]
     stem = Path(filename).stem
-    review_type = _infer_type(head, stem)
+    guess = infer_kind(head, stem)
+    review_type = guess.kind
+    title = infer_title(head, review_type, _first_line(head) or stem)
+    period = infer_period(head, title)
+    collection = review_type in COLLECTION_KINDS
     return ReviewMeta(
-        title=_first_line(head) or stem,
+        title=title,
         review_type=review_type,
         pseudonym=_pseudonym(head, stem, review_type),
         partnership=infer_partnership(head),
-        incident_date=None if review_type is ReviewType.ANNUAL_REPORT else _incident(head),
+        incident_date=None if collection else _incident(head),
         review_date=_find_date(_REVIEW, head),
         publication_date=_find_date(_PUBLICATION, head),
-        age_band=None if review_type is ReviewType.ANNUAL_REPORT else infer_age_band(head),
+        age_band=None if collection else infer_age_band(head),
         status=ReviewStatus.IN_PROGRESS,
+        period=period.label if period and collection else None,
+        warnings=(guess.warning,) if guess.warning else (),
     )
 
 

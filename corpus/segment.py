@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from corpus.document import ExtractedDocument
+from corpus.layout import contents_lines
 from corpus.sentences import sentence_spans_many
 
 SectionKind = Literal[
@@ -330,11 +331,12 @@ class _LineSplitter:
         nonblank = [s for _, _, s in self.lines if s]
         self.width = _line_width([len(s) for s in nonblank])
         self.running = _running_headers(nonblank, pages) if pages >= 3 else set()
+        self.contents = contents_lines([s for _, _, s in self.lines])
 
     def run(self) -> list[_Unit]:
         prev: str | None = None
         for index, (start, end, line) in enumerate(self.lines):
-            if not line or self._is_noise(line):
+            if not line or index in self.contents or self._is_noise(line):
                 self._close()
                 prev = None
                 continue

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from api.routes import (
     briefings,
+    cases,
     documents,
     findings,
     me,
@@ -23,5 +24,17 @@ from api.routes import (
 )
 
 api_router = APIRouter(prefix="/api")
-for module in (me, reviews, findings, tags, documents, search, briefings, themes, tracker, schema):
+for module in (
+    me,
+    reviews,
+    cases,
+    findings,
+    tags,
+    documents,
+    search,
+    briefings,
+    themes,
+    tracker,
+    schema,
+):
     api_router.include_router(module.router)

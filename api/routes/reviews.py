@@ -36,6 +36,8 @@ class ReviewSummary(BaseModel):
     age_band: str | None
     document_id: int
     passages: int
+    year_inferred: bool = False
+    case_id: int | None = None
 
 
 class ReviewPage(BaseModel):
@@ -50,6 +52,9 @@ class PassageOut(BaseModel):
     text: str
     start: int
     end: int
+    role: str = "other"
+    role_source: str = "model"
+    role_confidence: float = 0.0
 
 
 class SectionOut(BaseModel):
@@ -58,7 +63,24 @@ class SectionOut(BaseModel):
     passages: list[PassageOut]
 
 
+class LinkedReview(BaseModel):
+    id: int
+    type: str
+    pseudonym: str
+    title: str | None
+    year: int | None
+
+
+class CaseOut(BaseModel):
+    id: int
+    source: str | None
+    reviews: list[LinkedReview]
+
+
 class ReviewDetail(ReviewSummary):
+    period: str | None = None
+    type_source: str = "inferred"
+    case: CaseOut | None = None
     sections: list[SectionOut]
 
 

@@ -6,7 +6,17 @@ import logging
 
 import typer
 
-from kb.cli import admin, backup, briefing, corpus, demo, search, themes, tracker
+from kb.cli import (  # review_edits adds its commands to reviews_app
+    admin,
+    backup,
+    briefing,
+    corpus,
+    demo,
+    review_edits,  # noqa: F401
+    search,
+    themes,
+    tracker,
+)
 from kb.config import get_settings
 
 app = typer.Typer(
@@ -16,7 +26,7 @@ app = typer.Typer(
 )
 app.command("init")(corpus.init)
 app.command("ingest")(corpus.ingest)
-app.add_typer(corpus.reviews_app, name="reviews")
+app.add_typer(corpus.reviews_app, name="reviews")  # + review_edits: role, set-type, link
 app.command("tag")(themes.tag)
 app.add_typer(themes.tags_app, name="tags")
 app.add_typer(themes.eval_app, name="eval")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from kb.models import (
@@ -35,6 +36,12 @@ log = logging.getLogger(__name__)
 
 FINDING_KINDS = frozenset({"findings", "finding"})
 RECOMMENDATION_KINDS = frozenset({"recommendations", "recommendation"})
+#: Passages with these roles are never findings or recommendations, whatever their section
+#: (a scrutiny report's "1 Recommendations: That the Board notes the report").
+NOT_LEARNING_ROLES = frozenset({"front_matter", "partnership_business"})
+#: Outside a findings / recommendations section a passage's role alone makes it one when a
+#: person set it or the classifier is this sure (real PDFs lose or garble headings).
+ROLE_ALONE_CONFIDENCE = 0.6
 
 # "1.", "2)", "(3)", "Recommendation 3:", "Finding 2 –", "Learning point 4." at the start of a text
 _NUMBER = re.compile(
@@ -143,6 +150,23 @@ def _themes_by_passage(session: Session, passage_ids: list[int]) -> dict[int, li
     return {pid: sorted(ids) for pid, ids in themes.items()}
 
 
+def learning_kind(passage: Passage) -> str | None:
+    """ "finding", "recommendation" or None for one passage, from its section and its role.
+
+    The section decides between the two (items listed under a review's findings are findings
+    even when worded with "should"); the role removes front matter and partnership business
+    from those sections and adds passages whose heading was lost.
+    """
+    if passage.role in NOT_LEARNING_ROLES:
+        return None
+    if passage.section_kind in FINDING_KINDS:
+        return "finding"
+    if passage.section_kind in RECOMMENDATION_KINDS:
+        return "recommendation"
+    sure = passage.role_source == "person" or passage.role_confidence >= ROLE_ALONE_CONFIDENCE
+    return passage.role if sure and passage.role in ("finding", "recommendation") else None
+
+
 def extract_findings(session: Session, *, review_id: int) -> tuple[int, int]:
     """(Re)build the review's findings and recommendations; returns how many of each.
 
@@ -152,13 +176,16 @@ def extract_findings(session: Session, *, review_id: int) -> tuple[int, int]:
         select(Passage)
         .where(
             Passage.review_id == review_id,
-            col(Passage.section_kind).in_(FINDING_KINDS | RECOMMENDATION_KINDS),
+            or_(
+                col(Passage.section_kind).in_(FINDING_KINDS | RECOMMENDATION_KINDS),
+                col(Passage.role).in_(["finding", "recommendation"]),
+            ),
         )
         .order_by(col(Passage.order))
     ).all()
     themes = _themes_by_passage(session, [p.id for p in passages if p.id is not None])
-    findings = group_items([p for p in passages if p.section_kind in FINDING_KINDS])
-    recs = group_items([p for p in passages if p.section_kind in RECOMMENDATION_KINDS])
+    findings = group_items([p for p in passages if learning_kind(p) == "finding"])
+    recs = group_items([p for p in passages if learning_kind(p) == "recommendation"])
     n_findings = _sync(session, Finding, review_id, findings, themes, linked=set())
     linked = set(
         session.exec(

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, delete, select
 
 from corpus.cases import CaseSummary, find_case_summaries
 from corpus.document import ExtractedDocument, ReaderError
+from corpus.kinds import Period
 from corpus.metadata import ReviewMeta, apply_overrides, infer_metadata
 from corpus.readers import SUPPORTED_SUFFIXES, read_document
 from corpus.segment import Section, segment
@@ -34,7 +35,9 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
+from kb.services.cases import match_cases
 from kb.services.findings import detach_passages, extract_findings
+from kb.services.roles import assign_roles, person_roles
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,12 @@ class IngestOptions:
     partnership: str | None = None
     review_type: ReviewType | None = None
     status: ReviewStatus | None = None
+
+    def type_source(self, path: Path) -> str:
+        """Where the document's kind comes from: a corrected kind survives re-ingest."""
+        if self.review_type:
+            return "flag"
+        return "manifest" if self.manifest.get(path.name, {}).get("type") else "inferred"
 
     def overrides_for(self, path: Path) -> dict[str, Any]:
         """Manifest entry for ``path`` (by file name) with command-line flags on top."""
@@ -115,7 +124,13 @@ def ingest_paths(
         try:
             extracted = read_document(path, max_bytes=max_bytes)
             with session_scope(engine) as session:
-                outcome = _ingest_one(session, extracted, options.overrides_for(path), on_passages)
+                outcome = _ingest_one(
+                    session,
+                    extracted,
+                    options.overrides_for(path),
+                    on_passages,
+                    options.type_source(path),
+                )
             if outcome.get("skipped"):
                 report.skipped.append({"path": str(path), "reason": outcome["skipped"]})
             else:
@@ -145,6 +160,7 @@ def _ingest_one(
     doc: ExtractedDocument,
     overrides: dict[str, Any],
     on_passages: PassageHook | None,
+    type_source: str = "inferred",
 ) -> dict[str, Any]:
     existing = session.exec(select(Document).where(Document.sha256 == doc.sha256)).first()
     if existing is not None:
@@ -166,13 +182,18 @@ def _ingest_one(
     session.flush()
     sections = segment(doc)
     meta = apply_overrides(infer_metadata(doc.text, doc.path.name), overrides)
+    for warning in meta.warnings:
+        log.warning("%s", warning)
     partnership = _partnership(session, meta.partnership)
     cases = (
         find_case_summaries(doc, sections) if meta.review_type == ReviewType.ANNUAL_REPORT else []
     )
     reviews = _build_reviews(document, meta, partnership, cases, doc)
+    reviews[0].type_source = type_source
     carried: dict[tuple[str, str], ThemeTag] = {}
+    carried_roles: dict[str, str] = {}
     if previous is not None:
+        carried_roles = person_roles(session, previous.id)  # type: ignore[arg-type]
         reviews, carried = _supersede(session, previous, reviews)
     for review in reviews:
         session.add(review)
@@ -181,6 +202,14 @@ def _ingest_one(
         for review in reviews[1:]:
             review.parent_review_id = reviews[0].id
     passages = _build_passages(document, sections, reviews, cases)
+    assign_roles(
+        session,
+        passages,
+        text_length=len(doc.text),
+        sections=sections,
+        doc_kind=reviews[0].type.value,
+        carried=carried_roles,
+    )
     session.add_all(passages)
     session.flush()
     if on_passages is not None and passages:
@@ -189,7 +218,11 @@ def _ingest_one(
         _carry_decisions(session, passages, carried)
     for review in reviews:
         extract_findings(session, review_id=review.id)  # type: ignore[arg-type]
-    return {"document_id": document.id, "reviews": [r.id for r in reviews]}
+    match_cases(session, [r.id for r in reviews if r.id is not None])
+    outcome: dict[str, Any] = {"document_id": document.id, "reviews": [r.id for r in reviews]}
+    if meta.warnings:
+        outcome["warnings"] = list(meta.warnings)
+    return outcome
 
 
 def _partnership(session: Session, name: str | None) -> Partnership | None:
@@ -225,6 +258,7 @@ def _review_from_meta(
         age_band=meta.age_band,
         status=meta.status,
         year=_year(meta),
+        period=meta.period,
         start=0,
         end=len(document.text),
     )
@@ -239,6 +273,7 @@ def _build_reviews(
 ) -> list[Review]:
     """The document's own review, then one per case summary it delimits."""
     reviews = [_review_from_meta(meta, document, partnership)]
+    period = Period.parse(meta.period)
     for case in cases:
         review = _review_from_meta(meta, document, partnership)
         review.type = case.review_type
@@ -249,7 +284,11 @@ def _build_reviews(
         review.age_band = case_meta.age_band
         review.incident_date = case_meta.incident_date
         review.review_date = review.publication_date = None
-        review.year = _year(case_meta) or review.year
+        # No date of its own: the report's period says when ("2020-21" -> 2020), flagged.
+        own = _year(case_meta)
+        review.year = own or (period.case_year if period else review.year)
+        review.year_inferred = own is None and period is not None
+        review.period = meta.period
         review.start, review.end = case.start, case.end
         reviews.append(review)
     return reviews
@@ -310,7 +349,11 @@ def _supersede(
         if old is None:
             kept.append(review)
             continue
-        for name, value in review.model_dump(exclude={"id", "created_at", "version_id"}).items():
+        # A person's kind correction and case links outlive the text they were made on.
+        keep = {"id", "created_at", "version_id", "case_id", "case_source"}
+        if old.type_source == "person" and review.type_source == "inferred":
+            keep |= {"type", "type_source"}
+        for name, value in review.model_dump(exclude=keep).items():
             setattr(old, name, value)
         old.version_id += 1
         kept.append(old)

@@ -1,5 +1,9 @@
 """Theme recurrence: in how many reviews does each theme appear, overall and year by year.
 
+Counts are of *cases* of review kinds (SCR, LCSPR, rapid review): a child reviewed twice (a
+rapid review summarised in an annual report, then the LCSPR) counts once, with the themes of
+all its documents (kb/services/cases.py); ``review_ids`` still lists every document.
+
 This is the scrutineer's table ("information sharing in 13 of 13 reviews"). A review has a
 theme when any of its passages carries a tag of it that a person has not rejected; suggested
 tags count, so the table is useful before anyone has reviewed every tag. Annual reports are
@@ -21,9 +25,10 @@ from openpyxl.styles import Font
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
-from kb.models import Partnership, Review, ReviewType, TagStatus, ThemeTag
+from kb.models import REVIEW_KINDS, Partnership, Review, ReviewType, TagStatus, ThemeTag
 from kb.services.access import Principal, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
+from kb.services.cases import case_keys
 from kb.services.tracker import theme_labels
 
 
@@ -41,7 +46,7 @@ def review_filter(
     if review_type is not None:
         conditions.append(col(Review.type) == ReviewType(review_type))
     elif not include_reports:
-        conditions.append(col(Review.type) != ReviewType.ANNUAL_REPORT)
+        conditions.append(col(Review.type).in_(sorted(REVIEW_KINDS)))
     if partnership:
         conditions.append(func.lower(Partnership.name) == partnership.strip().lower())
     if since is not None:
@@ -160,14 +165,15 @@ def _theme_recurrence(
     )
     reviews = _reviews(session, conditions)
     themes = reviews_by_theme(session, list(reviews))
+    cases = case_keys(session, reviews)
     labels = theme_labels()
-    total = len(reviews)
+    total = len(set(cases.values()))
     rows = [
         {
             "id": theme_id,
             "label": labels.get(theme_id, theme_id),
-            "reviews": len(ids),
-            "share": round(len(ids) / total, 4) if total else 0.0,
+            "reviews": len({cases[rid] for rid in ids}),
+            "share": round(len({cases[rid] for rid in ids}) / total, 4) if total else 0.0,
             "review_ids": sorted(ids),
         }
         for theme_id, ids in themes.items()
@@ -226,17 +232,22 @@ def _theme_year_matrix(
     reviews = {rid: y for rid, y in _reviews(session, conditions).items() if y is not None}
     if not reviews:
         return {"years": [], "totals": [], "themes": []}
-    years = list(range(min(reviews.values()), max(reviews.values()) + 1))
+    cases = case_keys(session, reviews)
+    case_year: dict[tuple[str, int], int] = {}
+    for rid, year in reviews.items():  # a case counts once, in its earliest year
+        key = cases[rid]
+        case_year[key] = min(year, case_year.get(key, year))  # type: ignore[type-var]
+    years = list(range(min(case_year.values()), max(case_year.values()) + 1))
     index = {year: i for i, year in enumerate(years)}
     totals = [0] * len(years)
-    for year in reviews.values():
+    for year in case_year.values():
         totals[index[year]] += 1
     labels = theme_labels()
     rows = []
     for theme_id, ids in reviews_by_theme(session, list(reviews)).items():
         counts = [0] * len(years)
-        for rid in ids:
-            counts[index[reviews[rid]]] += 1  # type: ignore[index]
+        for key in {cases[rid] for rid in ids}:
+            counts[index[case_year[key]]] += 1
         rows.append({"id": theme_id, "label": labels.get(theme_id, theme_id), "counts": counts})
     rows.sort(key=lambda row: (-sum(row["counts"]), row["id"]))
     return {"years": years, "totals": totals, "themes": rows}

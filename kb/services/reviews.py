@@ -62,9 +62,46 @@ def review_detail(session: Session, *, principal: Principal, review_id: int) -> 
                 {"title": passage.section_title, "kind": passage.section_kind, "passages": []}
             )
         sections[-1]["passages"].append(
-            {"id": passage.id, "text": passage.text, "start": passage.start, "end": passage.end}
+            {
+                "id": passage.id,
+                "text": passage.text,
+                "start": passage.start,
+                "end": passage.end,
+                "role": passage.role,
+                "role_source": passage.role_source,
+                "role_confidence": passage.role_confidence,
+            }
         )
-    return {**review_summary(public), "sections": sections}
+    return {
+        **review_summary(public),
+        "period": review.period,
+        "type_source": review.type_source,
+        "case": case_of(session, principal, review),
+        "sections": sections,
+    }
+
+
+def case_of(session: Session, principal: Principal, review: Review) -> dict[str, Any] | None:
+    """The review's case with the other reviews in it the principal may see, or None."""
+    if review.case_id is None:
+        return None
+    others = session.exec(
+        select(Review)
+        .where(Review.case_id == review.case_id, Review.id != review.id)
+        .order_by(col(Review.id))
+    ).all()
+    linked = [
+        {
+            "id": r.id,
+            "type": str(r.type),
+            "pseudonym": r.pseudonym,
+            "title": r.title,
+            "year": r.year,
+        }
+        for r in others
+        if can_see(principal, r)
+    ]
+    return {"id": review.case_id, "source": review.case_source, "reviews": linked}
 
 
 def review_summary(review: ReviewPublic) -> dict[str, Any]:
@@ -76,6 +113,8 @@ def review_summary(review: ReviewPublic) -> dict[str, Any]:
         "title": review.title,
         "partnership": review.partnership,
         "year": review.year,
+        "year_inferred": review.year_inferred,
+        "case_id": review.case_id,
         "status": str(review.status),
         "age_band": str(review.age_band) if review.age_band else None,
         "document_id": review.document_id,

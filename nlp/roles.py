@@ -1,0 +1,287 @@
+"""Passage roles: what part each passage plays in its document.
+
+Why: a 7-minute briefing or a search hit must quote a finding, a recommendation or a case
+synopsis, never a foreword, a contents line or a budget table. Real PDF-extracted reports lose
+most headings, so the section a passage sits under is only one clue among several.
+
+How: two layers.
+
+* **Layout rules** decide the unambiguous cases with high confidence: contents lines ("Foreword
+  <tab> 3", dotted leaders), bare page numbers, "Page 4 of 38", document-control lines, short
+  title lines naming the report. These are what a reader recognises without reading.
+* **A learned model** (tf-idf word and character n-grams → multinomial logistic regression)
+  reads everything else. Layout is fed to it as pseudo-words (``__sec_findings``,
+  ``__list``, ``__numbered``, ``__doc_annual_report``, ``__pos_early`` ...) so the model learns
+  how much a heading or a list position is worth instead of us hard-coding it.
+
+The model trains on ``nlp/data/roles_train.yaml`` (fictional passages written for this project)
+plus any roles people have confirmed (passed in as extra examples by kb/services/roles.py).
+The module is pure: no database, no settings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
+
+ROLES: tuple[str, ...] = (
+    "front_matter",
+    "partnership_business",
+    "case_synopsis",
+    "finding",
+    "recommendation",
+    "action",
+    "good_practice",
+    "other",
+)
+#: Roles a briefing or a "what practitioners should do" section must never quote.
+UNQUOTABLE_ROLES: frozenset[str] = frozenset({"front_matter", "partnership_business"})
+
+TRAINING_SET = Path(__file__).parent / "data" / "roles_train.yaml"
+
+#: Weight of a confirmed (real) example relative to a bundled fictional one: people's
+#: confirmations are about the documents this deployment actually holds.
+CONFIRMED_WEIGHT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoleInput:
+    """One passage and the layout around it.
+
+    ``position`` is the passage's start as a fraction of the document (0 = first line);
+    ``section_kind`` is corpus.segment's guess from the heading; ``doc_kind`` the document's
+    kind (a ReviewType value) when known.
+    """
+
+    text: str
+    section_title: str = ""
+    section_kind: str = "other"
+    kind: str = "paragraph"
+    position: float = 0.5
+    doc_kind: str = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDecision:
+    """A role with how sure we are and which layer decided (``layout`` or ``model``)."""
+
+    role: str
+    confidence: float
+    source: str
+
+
+# --------------------------------------------------------------------------- layout rules
+
+_CONTENTS_LINE = re.compile(
+    r"^[^\n]{2,140}?(?:\t+|\s*\.{3,}\s*|\s{3,})(?:page\s*)?\d{1,3}\s*$", re.I
+)
+_PAGE_NUMBER = re.compile(r"^\s*(?:page\s*)?\d{1,3}(?:\s*(?:of|/)\s*\d{1,3})?\s*$", re.I)
+_CONTENTS_HEAD = re.compile(r"^\s*(?:table of )?contents\b[\s\t]*(?:page)?\s*$", re.I)
+_REPORT_TITLE = re.compile(
+    r"\b(?:annual|yearly)\s+report\b|\bnewsletter\b|\breport to\b|\bissue\s+\d+\b", re.I
+)
+_CONTROL = re.compile(
+    r"^\s*(?:document control|version(?: control)?\b|contact officer|director\s*:|subject\s*:|"
+    r"date of publication|foreword\b|official\b|protective marking)",
+    re.I,
+)
+_NUMBERED = re.compile(r"^\s*(?:[-–•*▪●]\s*)*(?:\(?\d{1,2}(?:\.\d{1,2})*[.)]?|[a-z][.)])\s+\S")
+_LIST = re.compile(r"^\s*[-–•*▪●]")
+
+
+def layout_role(item: RoleInput) -> RoleDecision | None:
+    """The role page furniture and contents make certain, or None to let the model read it."""
+    text = item.text.strip()
+    words = len(text.split())
+    if not text or _PAGE_NUMBER.match(text) or _CONTENTS_HEAD.match(text):
+        return RoleDecision("front_matter", 0.97, "layout")
+    if "\n" not in text and _CONTENTS_LINE.match(text) and words <= 16 and item.position < 0.15:
+        return RoleDecision("front_matter", 0.95, "layout")
+    if (
+        words <= 12
+        and item.position < 0.05
+        and (_REPORT_TITLE.search(text) or _CONTROL.match(text))
+    ):
+        return RoleDecision("front_matter", 0.9, "layout")
+    if words <= 3 and _CONTROL.match(text):
+        return RoleDecision("front_matter", 0.9, "layout")
+    return None
+
+
+# --------------------------------------------------------------------------- features
+
+
+def layout_tokens(item: RoleInput) -> str:
+    """Layout as pseudo-words the text model can weigh like any other word."""
+    text = item.text.strip()
+    words = len(text.split())
+    tokens = [f"__sec_{item.section_kind}", f"__kind_{item.kind}", f"__doc_{item.doc_kind}"]
+    tokens.append(
+        "__pos_early"
+        if item.position < 0.08
+        else "__pos_late"
+        if item.position > 0.85
+        else "__pos_mid"
+    )
+    if _LIST.match(text):
+        tokens.append("__list")
+    if _NUMBERED.match(text):
+        tokens.append("__numbered")
+    tokens.append("__short" if words <= 8 else "__long" if words > 60 else "__medium")
+    if "\t" in text:
+        tokens.append("__tabs")
+    letters = [c for c in text if c.isalpha()]
+    if letters and sum(c.isupper() for c in letters) / len(letters) > 0.7:
+        tokens.append("__caps")
+    if re.search(r"\b\d{1,2}[- ](?:week|month|year|day)s?[- ]old\b|\baged? \d", text, re.I):
+        tokens.append("__age")
+    if re.search(r"\bshould\b|\bmust\b|\bneeds? to\b", text, re.I):
+        tokens.append("__should")
+    if re.search(r"£|\d+%|\b\d{2,}\b", text):
+        tokens.append("__figures")
+    heading = " ".join(f"__h_{w}" for w in re.findall(r"[a-z]{4,}", item.section_title.lower())[:6])
+    return " ".join(tokens) + (" " + heading if heading else "")
+
+
+def _model_text(item: RoleInput) -> str:
+    return f"{layout_tokens(item)} {item.text}"
+
+
+# --------------------------------------------------------------------------- model
+
+
+class RoleModel:
+    """Multinomial logistic regression over word + character tf-idf and layout tokens."""
+
+    def __init__(self, c: float = 4.0) -> None:
+        self.c = c
+        self._word: TfidfVectorizer | None = None
+        self._char: TfidfVectorizer | None = None
+        self._model: LogisticRegression | None = None
+
+    def _features(self, items: Sequence[RoleInput]) -> sparse.csr_matrix:
+        assert self._word is not None and self._char is not None
+        texts = [_model_text(i) for i in items]
+        return sparse.hstack(
+            [self._word.transform(texts), 0.6 * self._char.transform([i.text for i in items])],
+            format="csr",
+        )
+
+    def fit(
+        self,
+        items: Sequence[RoleInput],
+        labels: Sequence[str],
+        weights: Sequence[float] | None = None,
+    ) -> RoleModel:
+        """Train on ``items`` (needs at least two distinct roles)."""
+        unknown = sorted(set(labels) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown passage roles in training data: {', '.join(unknown)}")
+        self._word = TfidfVectorizer(
+            ngram_range=(1, 2),
+            sublinear_tf=True,
+            strip_accents="unicode",
+            token_pattern=r"(?u)\b[\w][\w\-']*\b",
+        ).fit([_model_text(i) for i in items])
+        self._char = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2
+        ).fit([i.text for i in items])
+        self._model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000)
+        # One BLAS thread: the problem is tiny, and a thread pool per core fighting other
+        # processes (ingest workers, the web server) made a one-second fit take ten.
+        with threadpool_limits(1):
+            self._model.fit(self._features(items), list(labels), sample_weight=weights)
+        return self
+
+    def predict(self, items: Sequence[RoleInput]) -> list[tuple[str, float]]:
+        """(role, probability) for each item."""
+        if self._model is None:
+            raise RuntimeError("the role model has not been fitted")
+        if not items:
+            return []
+        with threadpool_limits(1):
+            probs = self._model.predict_proba(self._features(items))
+        best = np.argmax(probs, axis=1)
+        classes = list(self._model.classes_)
+        return [(str(classes[b]), float(probs[row, b])) for row, b in enumerate(best)]
+
+
+def load_training_set(path: Path = TRAINING_SET) -> tuple[list[RoleInput], list[str]]:
+    """The bundled labelled passages as (inputs, roles); errors name the file and group."""
+    groups = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    items: list[RoleInput] = []
+    labels: list[str] = []
+    for number, group in enumerate(groups, start=1):
+        role = group.get("role")
+        if role not in ROLES:
+            raise ValueError(f"{path}: group {number}: unknown role {role!r}")
+        for text in group.get("texts") or []:
+            items.append(
+                RoleInput(
+                    text=str(text),
+                    section_title=str(group.get("section") or ""),
+                    section_kind=str(group.get("section_kind") or _section_kind(group)),
+                    kind="list_item" if _LIST.match(str(text)) else "paragraph",
+                    position=float(group.get("pos", 0.5)),
+                    doc_kind=str(group.get("doc") or "other"),
+                )
+            )
+            labels.append(role)
+    return items, labels
+
+
+_SECTION_WORDS = (
+    ("action_plan", re.compile(r"\baction|what we have done", re.I)),
+    ("recommendations", re.compile(r"recommendation", re.I)),
+    ("good_practice", re.compile(r"good practice|strength|went well", re.I)),
+    ("findings", re.compile(r"finding|learning|theme|lesson", re.I)),
+    ("background", re.compile(r"background|history|circumstances", re.I)),
+)
+
+
+def _section_kind(group: dict[str, object]) -> str:
+    """Roughly the kind corpus.segment gives such a heading (a group may also say it)."""
+    title = str(group.get("section") or "")
+    return next((kind for kind, pattern in _SECTION_WORDS if pattern.search(title)), "other")
+
+
+def train(
+    extra: Iterable[tuple[RoleInput, str]] = (), extra_weight: float = CONFIRMED_WEIGHT
+) -> RoleModel:
+    """A model on the bundled set plus ``extra`` (e.g. roles people confirmed)."""
+    items, labels = load_training_set()
+    weights = [1.0] * len(items)
+    for item, role in extra:
+        items.append(item)
+        labels.append(role)
+        weights.append(extra_weight)
+    return RoleModel().fit(items, labels, weights)
+
+
+@lru_cache(maxsize=1)
+def default_model() -> RoleModel:
+    """The model on the bundled set alone, trained once per process (about a second)."""
+    return train()
+
+
+def classify_roles(
+    items: Sequence[RoleInput], model: RoleModel | None = None
+) -> list[RoleDecision]:
+    """A role for every passage: layout rules first, the learned model for the rest."""
+    decisions: list[RoleDecision | None] = [layout_role(item) for item in items]
+    todo = [i for i, d in enumerate(decisions) if d is None]
+    if todo:
+        predicted = (model or default_model()).predict([items[i] for i in todo])
+        for index, (role, prob) in zip(todo, predicted, strict=True):
+            decisions[index] = RoleDecision(role, round(prob, 3), "model")
+    return [d for d in decisions if d is not None]
