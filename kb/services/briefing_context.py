@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -35,6 +35,9 @@ class Candidate:
     review_id: int
     text: str
     vector: np.ndarray | None
+    role: str = "other"
+    case: tuple[str, int] | None = None  # kb.services.cases.case_key of its review
+    priority: int = 0  # lower first: e.g. agency-level "The Partnership should" after practice
 
 
 @dataclass(slots=True)
@@ -84,15 +87,25 @@ def candidate(
         review_id=passage.review_id,
         text=excerpt(passage.text, budget=budget, focus=focus, max_sentences=sentences),
         vector=vector,
+        role=passage.role or "other",
     )
 
 
-def pick_diverse(candidates: list[Candidate], *, top_k: int, duplicate: float) -> list[Candidate]:
+def pick_diverse(
+    candidates: list[Candidate],
+    *,
+    top_k: int,
+    duplicate: float,
+    cases: Mapping[int, Hashable] | None = None,
+) -> list[Candidate]:
     """Central and diverse picks by MMR over passage vectors, near-duplicates dropped.
 
     MMR alone only *discourages* repeats; a cosine threshold rules them out, so two reviews
     making the same point in the same words never fill two of five bullets. Passages without
     a vector (or from another embedding model) follow in reading order, de-duplicated by text.
+    With ``cases`` (review id → case key) at most one item per case is picked: a rapid review
+    and the LCSPR that followed must not fill two bullets with one family. Lower ``priority``
+    candidates come first whatever MMR says (e.g. practice before agency-level wording).
     """
     candidates = [c for c in candidates if len(c.text.split()) >= 4]
     dims = Counter(c.vector.shape[0] for c in candidates if c.vector is not None)
@@ -105,12 +118,16 @@ def pick_diverse(candidates: list[Candidate], *, top_k: int, duplicate: float) -
         order = [with_vec[i] for i in mmr(None, matrix, lambda_=0.7, top_k=len(with_vec))]
     picked: list[Candidate] = []
     seen_texts: set[str] = set()
-    for cand in [*order, *rest]:
+    seen_cases: set[Hashable] = set()
+    for cand in sorted([*order, *rest], key=lambda c: c.priority):
         key = re.sub(r"\W+", " ", cand.text.lower()).strip()
-        if key in seen_texts or _too_close(cand, picked, duplicate):
+        case = cases.get(cand.review_id, cand.review_id) if cases is not None else None
+        if key in seen_texts or case in seen_cases or _too_close(cand, picked, duplicate):
             continue
         picked.append(cand)
         seen_texts.add(key)
+        if case is not None:
+            seen_cases.add(case)
         if len(picked) == top_k:
             break
     return picked

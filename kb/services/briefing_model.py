@@ -86,6 +86,7 @@ class BriefingItem(TypedDict):
     text: str
     review_id: int | None
     passage_id: int | None
+    role: str | None
 
 
 @dataclass(slots=True)
@@ -153,7 +154,12 @@ def cli_json(briefing: BriefingDraft | BriefingPublic) -> dict[str, Any]:
                 "number": s["number"],
                 "heading": s["heading"],
                 "items": [
-                    {"text": i["text"], "review_id": i["review_id"], "passage_id": i["passage_id"]}
+                    {
+                        "text": i["text"],
+                        "review_id": i["review_id"],
+                        "passage_id": i["passage_id"],
+                        "role": i.get("role"),
+                    }
                     for i in s["items"]
                 ],
             }
@@ -163,6 +169,10 @@ def cli_json(briefing: BriefingDraft | BriefingPublic) -> dict[str, Any]:
 
 
 def new_item(
-    text: str, review_id: int | None = None, passage_id: int | None = None
+    text: str,
+    review_id: int | None = None,
+    passage_id: int | None = None,
+    role: str | None = None,
 ) -> BriefingItem:
-    return {"text": text, "review_id": review_id, "passage_id": passage_id}
+    """An item; ``role`` is the quoted passage's role (None for text that quotes nothing)."""
+    return {"text": text, "review_id": review_id, "passage_id": passage_id, "role": role}

@@ -30,25 +30,31 @@ from kb.services.briefing_context import (
 )
 from kb.services.briefing_model import (
     BACKGROUND_BUDGET,
-    BACKGROUND_KINDS,
     DUPLICATE_FINDING,
     DUPLICATE_RECOMMENDATION,
     FINDING_BUDGET,
-    FINDING_KINDS,
     MAX_FINDINGS,
     MAX_QUESTIONS,
     MAX_RECOMMENDATIONS,
     MIN_FINDINGS,
-    NOT_BACKGROUND,
     RECOMMENDATION_BUDGET,
-    RECOMMENDATION_KINDS,
     REVIEW_BACKGROUND_SENTENCES,
     THEME_BACKGROUND_REVIEWS,
     TYPE_LABELS,
     BriefingItem,
     new_item,
 )
+from kb.services.briefing_roles import (
+    BACKGROUND_ROLES,
+    FINDING_ROLES,
+    PRACTICE_ROLES,
+    fits,
+    is_acceptance,
+    is_agency_level,
+    reviews_with_roles,
+)
 from kb.services.briefing_text import excerpt, sentence_spans
+from kb.services.cases import case_keys
 
 if TYPE_CHECKING:
     from nlp.taxonomy import Theme
@@ -58,23 +64,22 @@ if TYPE_CHECKING:
 
 
 def theme_background(ctx: BriefingContext) -> list[BriefingItem]:
-    """One line per review carrying the theme, most recent first."""
-    reviews = list(ctx.reviews.values())
+    """One short synopsis per case carrying the theme, most recent first (a rapid review and
+    the LCSPR that followed are one case: named once)."""
+    reviews = _one_per_case(ctx, list(ctx.reviews.values()))
     if not reviews:
         return [new_item("No review available to you carries this theme yet.")]
     shown = reviews[:THEME_BACKGROUND_REVIEWS]
-    openings = _background_passages(ctx.session, [r.id for r in shown if r.id is not None])
+    synopses = _synopses(ctx.session, [r.id for r in shown if r.id is not None])
     items = []
     for review in shown:
-        passage = openings.get(review.id)  # type: ignore[arg-type]
+        passage = synopses.get(review.id)  # type: ignore[arg-type]
         sentence = (
-            excerpt(passage.text, budget=BACKGROUND_BUDGET, max_sentences=1) if passage else ""
+            excerpt(passage.text, budget=BACKGROUND_BUDGET, max_sentences=2) if passage else ""
         )
         head = f"{review.pseudonym} ({describe(review)})"
-        if sentence:
-            items.append(
-                new_item(f"{head}: {sentence}", review.id, passage.id if passage else None)
-            )
+        if passage is not None and sentence:
+            items.append(new_item(f"{head}: {sentence}", review.id, passage.id, passage.role))
         else:
             items.append(new_item(f"{head}.", review.id))
     if len(reviews) > len(shown):
@@ -84,19 +89,19 @@ def theme_background(ctx: BriefingContext) -> list[BriefingItem]:
 
 
 def review_background(ctx: BriefingContext, review: Review) -> list[BriefingItem]:
-    """The review in brief: what it is, then its first background sentences."""
+    """The review in brief: what it is, then its case synopsis (a sentence or two)."""
     items = [new_item(f"{review.pseudonym}: {describe(review, long=True)}.", review.id)]
-    passages = ordered_passages(ctx.session, review.id, BACKGROUND_KINDS) or ordered_passages(
-        ctx.session, review.id, None
-    )
+    aware = review.id in reviews_with_roles(ctx.session, [review.id])  # type: ignore[list-item]
     left = REVIEW_BACKGROUND_SENTENCES
-    for passage in passages:
+    for passage in ordered_passages(ctx.session, review.id, None):
         if left <= 0:
             break
-        text = excerpt(passage.text, budget=BACKGROUND_BUDGET * 2, max_sentences=left)
+        if not fits(passage, BACKGROUND_ROLES, aware):
+            continue
+        text = excerpt(passage.text, budget=BACKGROUND_BUDGET * 2, max_sentences=min(left, 2))
         if len(text.split()) < 6:
             continue
-        items.append(new_item(text, review.id, passage.id))
+        items.append(new_item(text, review.id, passage.id, passage.role))
         left -= len(sentence_spans(text))
     return items
 
@@ -111,25 +116,35 @@ def describe(review: Review, *, long: bool = False) -> str:
     return ", ".join(parts)
 
 
-def _background_passages(session: Session, review_ids: list[int]) -> dict[int, Passage]:
-    """Each review's opening: its first background passage of substance, else its first."""
+def _one_per_case(ctx: BriefingContext, reviews: list[Review]) -> list[Review]:
+    """The first (most recent) review of each case, order kept."""
+    keys = case_keys(ctx.session, [r.id for r in reviews if r.id is not None])
+    seen: set[tuple[str, int]] = set()
+    kept = []
+    for review in reviews:
+        key = keys.get(review.id, ("review", review.id or 0))  # type: ignore[arg-type]
+        if key not in seen:
+            seen.add(key)
+            kept.append(review)
+    return kept
+
+
+def _synopses(session: Session, review_ids: list[int]) -> dict[int, Passage]:
+    """Each review's first case synopsis of substance (first background passage for reviews
+    without roles); front matter and partnership business never."""
+    aware = reviews_with_roles(session, review_ids)
     rows = session.exec(
         select(Passage)
         .where(col(Passage.review_id).in_(review_ids))
         .order_by(col(Passage.review_id), col(Passage.order))
     ).all()
-    best: dict[int, tuple[int, Passage]] = {}
+    found: dict[int, Passage] = {}
     for passage in rows:
-        if len(passage.text.split()) < 6 or passage.section_kind in NOT_BACKGROUND:
+        if passage.review_id in found or len(passage.text.split()) < 6:
             continue
-        rank = (
-            BACKGROUND_KINDS.index(passage.section_kind)
-            if passage.section_kind in BACKGROUND_KINDS
-            else len(BACKGROUND_KINDS)
-        )
-        if passage.review_id not in best or rank < best[passage.review_id][0]:
-            best[passage.review_id] = (rank, passage)
-    return {rid: passage for rid, (_, passage) in best.items()}
+        if fits(passage, BACKGROUND_ROLES, passage.review_id in aware):
+            found[passage.review_id] = passage
+    return found
 
 
 def ordered_passages(
@@ -145,20 +160,18 @@ def ordered_passages(
 
 
 def theme_candidates(ctx: BriefingContext, theme_id: str) -> list[Candidate]:
-    """Findings passages tagged with the theme; evidence sentences elsewhere when too few."""
-    rows = tagged_passages(ctx, theme_id, exclude_kinds=RECOMMENDATION_KINDS)
-    findings = [(p, t) for p, t in rows if p.section_kind in FINDING_KINDS]
-    chosen = findings if len(findings) >= MIN_FINDINGS else rows
-    return [candidate(p, FINDING_BUDGET, evidence_start(t, p)) for p, t in chosen]
+    """Findings tagged with the theme (by role; by section kind in reviews without roles)."""
+    rows = tagged_passages(ctx, theme_id)
+    aware = reviews_with_roles(ctx.session, {p.review_id for p, _ in rows})
+    return [
+        candidate(p, FINDING_BUDGET, evidence_start(t, p))
+        for p, t in rows
+        if fits(p, FINDING_ROLES, p.review_id in aware)
+    ]
 
 
-def tagged_passages(
-    ctx: BriefingContext,
-    theme_id: str,
-    *,
-    kinds: Sequence[str] | None = None,
-    exclude_kinds: Sequence[str] = (),
-) -> list[tuple[Passage, ThemeTag]]:
+def tagged_passages(ctx: BriefingContext, theme_id: str) -> list[tuple[Passage, ThemeTag]]:
+    """Visible passages carrying the theme (suggested or confirmed), with their tags."""
     query = (
         select(Passage, ThemeTag)
         .join(ThemeTag, col(ThemeTag.passage_id) == Passage.id)
@@ -167,28 +180,34 @@ def tagged_passages(
         .where(ThemeTag.theme_id == theme_id)
         .where(ThemeTag.status != TagStatus.REJECTED)
     )
-    if kinds is not None:
-        query = query.where(col(Passage.section_kind).in_(kinds))
-    if exclude_kinds:
-        query = query.where(col(Passage.section_kind).not_in(exclude_kinds))
     return [(p, t) for p, t in ctx.session.exec(query.order_by(col(Passage.id))).all()]
 
 
 def review_candidates(
-    ctx: BriefingContext, review: Review, kinds: Sequence[str], *, budget: int, sentences: int
+    ctx: BriefingContext, review: Review, roles: Sequence[str], *, budget: int, sentences: int
 ) -> list[Candidate]:
-    """Every passage of the review's findings (or recommendations) section, in reading order."""
+    """The review's passages fitting ``roles``, in reading order."""
+    aware = review.id in reviews_with_roles(ctx.session, [review.id])  # type: ignore[list-item]
     return [
         candidate(p, budget, sentences=sentences)
-        for p in ordered_passages(ctx.session, review.id, kinds)
+        for p in ordered_passages(ctx.session, review.id, None)
+        if fits(p, roles, aware)
     ]
 
 
-def found_items(ctx: BriefingContext, candidates: list[Candidate]) -> list[BriefingItem]:
-    picked = pick_diverse(candidates, top_k=MAX_FINDINGS, duplicate=DUPLICATE_FINDING)
+def found_items(
+    ctx: BriefingContext, candidates: list[Candidate], *, per_case: bool = True
+) -> list[BriefingItem]:
+    """Central, diverse findings (MMR), at most one per case unless ``per_case`` is off."""
+    cases = _cases_of(ctx, candidates) if per_case else None
+    picked = pick_diverse(candidates, top_k=MAX_FINDINGS, duplicate=DUPLICATE_FINDING, cases=cases)
     if not picked:
         return [new_item("No findings on this have been recorded in the reviews available to you.")]
-    return [new_item(c.text, c.review_id, c.passage_id) for c in picked]
+    return [new_item(c.text, c.review_id, c.passage_id, c.role) for c in picked]
+
+
+def _cases_of(ctx: BriefingContext, candidates: list[Candidate]) -> dict[int, tuple[str, int]]:
+    return case_keys(ctx.session, {c.review_id for c in candidates})
 
 
 # ---- 4 wider picture
@@ -209,27 +228,47 @@ def wider_picture(themes: list[Theme], notes: str | None, *, labelled: bool) -> 
 
 
 def theme_recommendations(ctx: BriefingContext, theme_id: str) -> list[Candidate]:
-    """Recommendations tagged with the theme; the theme's reviews' others when too few."""
-    tagged = [p for p, _ in tagged_passages(ctx, theme_id, kinds=RECOMMENDATION_KINDS)]
-    if len(tagged) < MIN_FINDINGS and ctx.reviews:
-        seen = {p.id for p in tagged}
-        others = ctx.session.exec(
-            select(Passage)
-            .where(col(Passage.review_id).in_(list(ctx.reviews)))
-            .where(col(Passage.section_kind).in_(RECOMMENDATION_KINDS))
-            .order_by(col(Passage.review_id), col(Passage.order))
-        ).all()
-        tagged += [p for p in others if p.id not in seen]
-    return [candidate(p, RECOMMENDATION_BUDGET, sentences=1) for p in tagged]
+    """Recommendations and actions tagged with the theme; the theme's reviews' others when
+    too few. Acceptances are dropped, agency-level wording ranked after practice."""
+    tagged = [p for p, _ in tagged_passages(ctx, theme_id)]
+    seen = {p.id for p in tagged}
+    if ctx.reviews:
+        tagged += [
+            p
+            for p in ctx.session.exec(
+                select(Passage)
+                .where(col(Passage.review_id).in_(list(ctx.reviews)))
+                .order_by(col(Passage.review_id), col(Passage.order))
+            ).all()
+            if p.id not in seen
+        ]
+    aware = reviews_with_roles(ctx.session, {p.review_id for p in tagged})
+    fitting = [p for p in tagged if fits(p, PRACTICE_ROLES, p.review_id in aware)]
+    primary = [p for p in fitting if p.id in seen]
+    chosen = primary if len(primary) >= MIN_FINDINGS else fitting
+    return practice_candidates([candidate(p, RECOMMENDATION_BUDGET, sentences=1) for p in chosen])
 
 
-def recommendation_items(ctx: BriefingContext, candidates: list[Candidate]) -> list[BriefingItem]:
-    picked = pick_diverse(candidates, top_k=MAX_RECOMMENDATIONS, duplicate=DUPLICATE_RECOMMENDATION)
+def practice_candidates(candidates: list[Candidate]) -> list[Candidate]:
+    """Acceptances removed; agency-level recommendations marked to come last."""
+    kept = [c for c in candidates if not is_acceptance(c.text)]
+    for cand in kept:
+        cand.priority = 1 if is_agency_level(cand.text) else 0
+    return kept
+
+
+def recommendation_items(
+    ctx: BriefingContext, candidates: list[Candidate], *, per_case: bool = True
+) -> list[BriefingItem]:
+    cases = _cases_of(ctx, candidates) if per_case else None
+    picked = pick_diverse(
+        candidates, top_k=MAX_RECOMMENDATIONS, duplicate=DUPLICATE_RECOMMENDATION, cases=cases
+    )
     if not picked:
         return [
             new_item("No recommendations on this are recorded in the reviews available to you.")
         ]
-    return [new_item(c.text, c.review_id, c.passage_id) for c in picked]
+    return [new_item(c.text, c.review_id, c.passage_id, c.role) for c in picked]
 
 
 # ---- 6 questions, 7 training

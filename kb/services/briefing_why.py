@@ -19,6 +19,7 @@ from kb.services.access import visible_reviews
 from kb.services.briefing_context import BriefingContext
 from kb.services.briefing_model import BriefingItem, new_item
 from kb.services.recurrence import theme_recurrence, theme_year_matrix
+from kb.services.signals import signals
 
 if TYPE_CHECKING:
     from nlp.taxonomy import Theme
@@ -59,11 +60,13 @@ class Recurrence:
         return set(row["review_ids"]) if row else set()
 
     def share_text(self, theme_id: str, label: str) -> str:
-        """'Hidden men featured in 7 of 13 reviews (54%) since 2016.'"""
+        """'Hidden men featured in 7 of 13 cases (54%) since 2016.' Cases, not documents: a
+        rapid review and the LCSPR that followed are one case (kb/services/recurrence.py)."""
         count = self.count(theme_id)
         percent = round(100 * count / self.total) if self.total else 0
         period = f" since {self.years[0]}" if self.years else ""
-        return f"{label} featured in {count} of {self.total} reviews ({percent}%){period}."
+        noun = "case" if self.total == 1 else "cases"
+        return f"{label} featured in {count} of {self.total} {noun} ({percent}%){period}."
 
     def trend_text(self, theme_id: str) -> str | None:
         """Share of reviews with the theme in the later half of the years against the earlier."""
@@ -90,13 +93,26 @@ def theme_recurrence_items(
     figures = Recurrence.load(ctx)
     sources = figures.review_ids(theme_id)
     items = [new_item(figures.share_text(theme_id, label))]
+    items += signal_items(ctx, theme_id)
     trend = figures.trend_text(theme_id)
-    if trend:
+    if trend and trend.startswith("Trend: falling") and not items[1:]:
         items.append(new_item(trend))
     alongside = _co_occurring(ctx, theme_id, sources)
     if alongside:
         items.append(new_item(f"In these reviews it came up most often alongside {alongside}."))
     return items, sources
+
+
+def signal_items(ctx: BriefingContext, theme_id: str) -> list[BriefingItem]:
+    """The tracker's own signals on the theme (rising; recurred after action), worded as the
+    tracker words them, so the briefing never says "steady" while the tracker says "rising"."""
+    found = signals(ctx.session, principal=ctx.viewer, today=ctx.today)
+    lines = []
+    for kind, lead in (("rising", "Rising"), ("recurrence_after_action", "Recurred after action")):
+        for signal in found:
+            if signal["kind"] == kind and signal["theme"] == theme_id:
+                lines.append(new_item(f"{lead}: {signal['summary'].rstrip('.')}."))
+    return lines
 
 
 def _co_occurring(ctx: BriefingContext, theme_id: str, review_ids: set[int]) -> str:

@@ -52,11 +52,9 @@ from kb.services.briefing_context import BriefingContext, make_section
 from kb.services.briefing_model import (
     DEFAULT_HEADINGS,
     FINDING_BUDGET,
-    FINDING_KINDS,
     GENERIC_QUESTIONS,
     MAX_REVIEW_THEMES,
     RECOMMENDATION_BUDGET,
-    RECOMMENDATION_KINDS,
     BriefingDraft,
     BriefingItem,
     BriefingSection,
@@ -65,8 +63,10 @@ from kb.services.briefing_model import (
     UnknownTheme,
     cli_json,
 )
+from kb.services.briefing_roles import FINDING_ROLES, PRACTICE_ROLES
 from kb.services.briefing_sections import (
     found_items,
+    practice_candidates,
     question_items,
     recommendation_items,
     review_background,
@@ -268,16 +268,16 @@ def _review_sections(
     themes = [ctx.taxonomy.themes[tid] for tid in ctx.theme_ids]
     recurrence_items, recurrence_sources = review_recurrence_items(ctx, themes)
     label = ", ".join(t.label.lower() for t in themes[:2]) or "this review's themes"
-    findings = review_candidates(ctx, review, FINDING_KINDS, budget=FINDING_BUDGET, sentences=3)
-    recommendations = review_candidates(
-        ctx, review, RECOMMENDATION_KINDS, budget=RECOMMENDATION_BUDGET, sentences=1
+    findings = review_candidates(ctx, review, FINDING_ROLES, budget=FINDING_BUDGET, sentences=3)
+    recommendations = practice_candidates(
+        review_candidates(ctx, review, PRACTICE_ROLES, budget=RECOMMENDATION_BUDGET, sentences=1)
     )
     return [
         make_section(ctx, 1, review_background(ctx, review)),
         make_section(ctx, 2, recurrence_items, recurrence_sources),
-        make_section(ctx, 3, found_items(ctx, findings)),
+        make_section(ctx, 3, found_items(ctx, findings, per_case=False)),
         make_section(ctx, 4, wider_picture(themes[:2], notes, labelled=True)),
-        make_section(ctx, 5, recommendation_items(ctx, recommendations)),
+        make_section(ctx, 5, recommendation_items(ctx, recommendations, per_case=False)),
         make_section(ctx, 6, question_items(ctx, themes)),
         make_section(ctx, 7, training_items(ctx, ctx.theme_ids, label)),
     ]
