@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from kb.config import get_settings
 from kb.models import ReviewStatus, Role
@@ -149,6 +149,7 @@ def test_filters_apply_before_ranking(corpus) -> None:  # type: ignore[no-untype
             query="young people",
             top_k=20,
             filters=SearchFilters(themes=["child-exploitation"]),
+            floor=None,
         )
         assert themed and all("child-exploitation" in h.themes for h in themed)
 
@@ -180,3 +181,33 @@ def test_more_like_this_and_grouping(corpus) -> None:  # type: ignore[no-untyped
         hidden = search(session, principal=Principal.system(), query="zebrawood", mode="bm25")
         with pytest.raises(NotFound):
             more_like_this(session, principal=VIEWER, passage_id=hidden[0].passage_id)
+
+
+def test_nonsense_query_returns_nothing(corpus) -> None:  # type: ignore[no-untyped-def]
+    with Session(corpus) as session:
+        assert search(session, principal=VIEWER, query="xqzv plorp") == []
+        assert search(session, principal=VIEWER, query="recipe for lemon drizzle cake") == []
+        hits = search(session, principal=VIEWER, query="baby hurt by mother's boyfriend")
+        assert hits and all(h.similarity is not None and h.similarity > 0 for h in hits)
+
+
+def test_role_filter_and_learning_first(corpus) -> None:  # type: ignore[no-untyped-def]
+    from kb.models import Passage
+
+    with Session(corpus) as session:
+        for passage in session.exec(select(Passage)).all():
+            passage.role = {"findings": "finding", "background": "case_synopsis"}.get(
+                passage.section_kind, "recommendation"
+            )
+            session.add(passage)
+        session.commit()
+        query = "a man living with the baby that no agency knew about"
+        found = search(
+            session, principal=VIEWER, query=query, filters=SearchFilters(roles=["finding"])
+        )
+        assert found and {h.role for h in found} == {"finding"}
+        learning = search(session, principal=VIEWER, query=query, order="learning", top_k=20)
+        tiers = [0 if h.role in ("finding", "recommendation") else 1 for h in learning]
+        assert tiers == sorted(tiers)
+        relevance = search(session, principal=VIEWER, query=query, order="relevance", top_k=20)
+        assert {h.passage_id for h in relevance} == {h.passage_id for h in learning}

@@ -207,3 +207,12 @@ def test_more_like_this(clients, web_world) -> None:
     page = clients["viewer"].get("/search", params={"like": source})
     assert page.status_code == 200 and f"More like passage {source}" in page.text
     assert page.text.count('class="hit"') == len(ids)
+
+
+def test_nonsense_query_says_no_close_match(clients) -> None:
+    body = clients["viewer"].get("/api/search", params={"q": "xqzv plorp"}).json()
+    assert body["hits"] == [] and body["no_close_match"] is True and body["cases"] == []
+    page = clients["viewer"].get("/search", params={"q": "xqzv plorp"})
+    assert page.status_code == 200 and "No close match" in page.text
+    bad = clients["viewer"].get("/api/search", params={"q": "baby", "role": "gossip"})
+    assert bad.status_code == 400 and "unknown role" in bad.text

@@ -34,6 +34,13 @@ from kb.services.search import (
     more_like_this,
     search,
 )
+from kb.services.search_learning import (  # noqa: F401 - ORDERS, Order used by web/
+    ORDERS,
+    ROLES,
+    Order,
+    default_order,
+    group_by_case,
+)
 from kb.services.tagging import Taxonomy, get_taxonomy
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,8 @@ class SearchQuery:
     mode: Mode = "hybrid"
     top: int = DEFAULT_TOP
     page: int = 1
+    roles: list[str] = field(default_factory=list)
+    order: Order | None = None  # None: learning first for a pasted paragraph
 
     def filters(self) -> SearchFilters:
         return SearchFilters(
@@ -84,7 +93,20 @@ class SearchQuery:
             until=self.until,
             section_kind=self.section,
             age_band=self.age_band,
+            roles=list(self.roles),
         )
+
+
+class ActionOut(BaseModel):
+    """A tracker action answering the recommendation a hit quotes."""
+
+    action_id: int
+    ref: str
+    description: str
+    status: str
+    impact_rating: str | None
+    completed_date: str | None
+    url: str
 
 
 class HitOut(BaseModel):
@@ -102,6 +124,11 @@ class HitOut(BaseModel):
     score: float
     themes: list[str]
     url: str
+    role: str = "other"
+    case_id: int | None = None
+    case_label: str | None = None
+    similarity: float | None = None
+    actions: list[ActionOut] = []
 
 
 class ReviewGroup(BaseModel):
@@ -115,6 +142,15 @@ class ReviewGroup(BaseModel):
     passage_ids: list[int]
 
 
+class CaseGroup(BaseModel):
+    """The hits of one case (a rapid review and the LCSPR that followed are one case)."""
+
+    case_id: int | None
+    label: str
+    review_ids: list[int]
+    passage_ids: list[int]
+
+
 class SearchResults(BaseModel):
     query: str
     like: int | None
@@ -124,6 +160,9 @@ class SearchResults(BaseModel):
     has_next: bool
     hits: list[HitOut]
     reviews: list[ReviewGroup]
+    order: str = "relevance"
+    cases: list[CaseGroup] = []
+    no_close_match: bool = False  # the query matched nothing closely enough to show
 
 
 # --------------------------------------------------------------------------- data functions
@@ -171,6 +210,11 @@ def check(query: SearchQuery, known_themes: dict[str, str]) -> None:
         raise SearchError(f"top must be between 1 and {MAX_TOP}")
     if not 1 <= query.page <= MAX_PAGE:
         raise SearchError(f"page must be between 1 and {MAX_PAGE}")
+    bad_roles = sorted(set(query.roles) - set(ROLES))
+    if bad_roles:
+        raise SearchError(f"unknown role {', '.join(bad_roles)} (one of {', '.join(ROLES)})")
+    if query.order is not None and query.order not in ORDERS:
+        raise SearchError(f"order must be one of {', '.join(ORDERS)}")
 
 
 def search_data(
@@ -208,6 +252,7 @@ def search_data(
             top_k=wanted,
             mode=query.mode,
             embedder=embedder,
+            order=query.order,
         )
     start = query.top * (query.page - 1)
     hits = ranked[start : start + query.top]
@@ -226,6 +271,17 @@ def search_data(
     return SearchResults(
         query=query.q,
         like=query.like,
+        order=query.order or default_order(query.q),
+        no_close_match=query.like is None and not ranked,
+        cases=[
+            CaseGroup(
+                case_id=g["case_id"],
+                label=g["label"],
+                review_ids=g["review_ids"],
+                passage_ids=[h.passage_id for h in g["hits"]],
+            )
+            for g in group_by_case(hits)
+        ],
         mode="dense" if query.like is not None else query.mode,
         page=query.page,
         top=query.top,
@@ -280,6 +336,9 @@ def filter_params(
     section: SectionKindParam | None = None,
     top: Top = DEFAULT_TOP,
     page: Page = 1,
+    role: Annotated[
+        list[str], Query(description="Passage role (repeatable: any of), e.g. finding.")
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
 ) -> SearchQuery:
     """The filter and paging parameters search and "more like this" share."""
     return SearchQuery(
@@ -292,6 +351,7 @@ def filter_params(
         age_band=age_band,
         top=top,
         page=page,
+        roles=role,
     )
 
 
@@ -306,9 +366,14 @@ def read_search(
     filters: Filters,
     q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="Words or a paragraph.")] = "",
     mode: Mode = "hybrid",
+    order: Annotated[
+        Order | None,
+        Query(description="relevance, or learning (findings, recommendations, actions first)."),
+    ] = None,
 ) -> SearchResults:
-    """Passages best matching ``q`` among the reviews you may see, best first, by review too."""
-    query = replace(filters, q=q, mode=mode)
+    """Passages best matching ``q`` among the reviews you may see, best first, by review and
+    by case too. Nothing close enough: ``hits`` is empty and ``no_close_match`` true."""
+    query = replace(filters, q=q, mode=mode, order=order)
     return _run(session, principal, query, request, "api-search")
 
 

@@ -40,7 +40,29 @@ MODE_LABELS = {
     "dense": "Meaning only",
 }
 TOP_CHOICES = (10, 20, 50)
-FIELDS = ("q", "like", "type", "partnership", "since", "until", "section", "age_band", "mode")
+FIELDS = (
+    "q",
+    "like",
+    "type",
+    "partnership",
+    "since",
+    "until",
+    "section",
+    "age_band",
+    "mode",
+    "order",
+)
+ROLE_LABELS = {
+    "finding": "Finding",
+    "recommendation": "Recommendation",
+    "action": "Action",
+    "good_practice": "Good practice",
+    "case_synopsis": "Case synopsis",
+    "other": "Other",
+    "front_matter": "Front matter",
+    "partnership_business": "Partnership business",
+}
+ORDER_LABELS = {"": "Automatic", "learning": "Learning first", "relevance": "Best match first"}
 
 
 @router.get("/search", name="search_page")
@@ -50,6 +72,7 @@ def search_page(request: Request, session: SessionDep, principal: WebPrincipal) 
     settings = request.app.state.settings
     form = {name: params.get(name, "").strip() for name in FIELDS}
     form["themes"] = [t for t in params.getlist("theme") if t]
+    form["roles"] = [r for r in params.getlist("role") if r]
     form["top"] = params.get("top", str(search_api.DEFAULT_TOP))
     context: dict[str, Any] = {
         "form": form,
@@ -59,6 +82,8 @@ def search_page(request: Request, session: SessionDep, principal: WebPrincipal) 
         "sections": search_api.SECTION_KINDS,
         "age_bands": AGE_BAND_LABELS,
         "modes": MODE_LABELS,
+        "roles": ROLE_LABELS,
+        "orders": ORDER_LABELS,
         "top_choices": TOP_CHOICES,
         "max_query": search_api.MAX_QUERY_CHARS,
         "results": None,
@@ -125,36 +150,49 @@ def parse_form(params: QueryParams) -> search_api.SearchQuery:
         mode=cast(search_api.Mode, mode),  # checked against MODES above
         top=number("top", "results per page") or search_api.DEFAULT_TOP,
         page=number("page", "the page") or 1,
+        roles=[r for r in params.getlist("role") if r],
+        order=cast(search_api.Order | None, choice("order", "order", search_api.ORDERS)),
     )
 
 
 def display_groups(
     results: search_api.SearchResults, labels: dict[str, str], params: QueryParams
 ) -> list[dict[str, Any]]:
-    """Hits under their review, each with an escaped, highlighted snippet and theme chips."""
+    """Hits under their case (its reviews named), each with an escaped, highlighted snippet,
+    theme chips and the tracker actions answering it."""
     by_id = {hit.passage_id: hit for hit in results.hits}
+    reviews = {group.review_id: group for group in results.reviews}
     groups = []
-    for group in results.reviews:
-        hits = []
-        for passage_id in group.passage_ids:
-            hit = by_id[passage_id]
-            hits.append(
-                {
-                    "hit": hit,
-                    "snippet": snippet_html(hit.snippet, hit.highlights),
-                    "themes": [
-                        {
-                            "id": t,
-                            "label": labels.get(t, t),
-                            "url": with_params(params, theme=[t], page=None),
-                        }
-                        for t in hit.themes
-                    ],
-                    "like_url": "/search?" + urlencode({"like": hit.passage_id}),
-                }
-            )
-        groups.append({"group": group, "url": f"/reviews/{group.review_id}", "hits": hits})
+    for case in results.cases:
+        hits = [_display_hit(by_id[pid], reviews, labels, params) for pid in case.passage_ids]
+        groups.append(
+            {
+                "label": case.label,
+                "case_id": case.case_id,
+                "reviews": [reviews[rid] for rid in case.review_ids],
+                "hits": hits,
+            }
+        )
     return groups
+
+
+def _display_hit(
+    hit: search_api.HitOut,
+    reviews: dict[int, search_api.ReviewGroup],
+    labels: dict[str, str],
+    params: QueryParams,
+) -> dict[str, Any]:
+    return {
+        "hit": hit,
+        "review": reviews[hit.review_id],
+        "review_url": f"/reviews/{hit.review_id}",
+        "snippet": snippet_html(hit.snippet, hit.highlights),
+        "themes": [
+            {"id": t, "label": labels.get(t, t), "url": with_params(params, theme=[t], page=None)}
+            for t in hit.themes
+        ],
+        "like_url": "/search?" + urlencode({"like": hit.passage_id}),
+    }
 
 
 def snippet_html(text: str, highlights: Sequence[tuple[int, int]]) -> Markup:
