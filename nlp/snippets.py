@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 from nlp.tokens import iter_terms, tokenize
 
-__all__ = ["ELLIPSIS", "Snippet", "highlight_html", "make_snippet"]
+__all__ = ["ELLIPSIS", "HIGHLIGHT_SKIP", "Snippet", "highlight_html", "make_snippet"]
 
 ELLIPSIS = "…"
 # Line breaks inside a passage would break a one-line result; replacing them one-for-one keeps
@@ -33,9 +33,21 @@ class Snippet:
     end: int = 0
 
 
+# Words BM25 keeps (negations are a term of art in "was not brought") or that reports use on
+# every page ("said", "showed"): highlighting them marks half a passage and tells the reader
+# nothing about why it matched, so they are never highlighted.
+HIGHLIGHT_SKIP: frozenset[str] = frozenset(
+    tokenize(
+        "not no nor never none said says say saying told tell showed shows show shown "
+        "noted note stated state reported report described describe made make went go "
+        "also however therefore one two time times day days"
+    )
+)
+
+
 def _matches(text: str, query: str) -> list[tuple[int, int, str]]:
-    """Spans of ``text`` whose normalised form is a query term."""
-    wanted = set(tokenize(query))
+    """Spans of ``text`` whose normalised form is a query term (stop words never)."""
+    wanted = set(tokenize(query)) - HIGHLIGHT_SKIP
     if not wanted:
         return []
     return [(s, e, term) for s, e, term in iter_terms(text) if term in wanted]

@@ -70,3 +70,11 @@ def test_html_escapes_text_and_wraps_marks() -> None:
 def test_html_escapes_inside_highlight_and_ignores_bad_offsets() -> None:
     snip = Snippet("a <b> c", [(2, 5), (3, 4), (6, 99)])
     assert highlight_html(snip) == Markup("a <mark>&lt;b&gt;</mark> c")
+
+
+def test_stop_words_are_never_highlighted() -> None:
+    text = "The mother said the baby was not brought to clinic; the scan showed a fracture."
+    snippet = make_snippet(text, "mother said baby not brought scan showed")
+    marked = {snippet.text[s:e].lower() for s, e in snippet.highlights}
+    assert {"mother", "baby", "brought", "scan"} <= marked
+    assert not marked & {"said", "not", "showed"}

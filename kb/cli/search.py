@@ -12,7 +12,8 @@ from kb.db import session_scope
 from kb.models import AgeBand, ReviewStatus, ReviewType
 from kb.services.access import Principal
 from kb.services.reviews import NotFound
-from kb.services.search import SearchFilters, group_by_review, more_like_this, search
+from kb.services.search import SearchFilters, more_like_this, search
+from kb.services.search_learning import ORDERS, ROLES, group_by_case
 from kb.services.users import principal_named
 
 
@@ -31,6 +32,14 @@ def search_command(
     top: Annotated[int, typer.Option(help="How many passages.")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid, bm25 or dense.")] = "hybrid",
     like: Annotated[int | None, typer.Option(help="More like this passage id.")] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="Passage role (repeatable), e.g. finding, recommendation."),
+    ] = None,
+    order: Annotated[
+        str | None,
+        typer.Option(help="relevance or learning (default: learning for a pasted paragraph)."),
+    ] = None,
     as_user: Annotated[
         str | None, typer.Option("--as-user", help="Search as this user (their visibility).")
     ] = None,
@@ -41,6 +50,11 @@ def search_command(
         raise fail(f"--mode must be hybrid, bm25 or dense, not {mode!r}")
     if not query and like is None:
         raise fail("give a QUERY or --like PASSAGE_ID")
+    if order is not None and order not in ORDERS:
+        raise fail(f"--order must be {' or '.join(ORDERS)}, not {order!r}")
+    unknown = sorted(set(role or []) - set(ROLES))
+    if unknown:
+        raise fail(f"unknown role {', '.join(unknown)} (one of {', '.join(ROLES)})")
     filters = SearchFilters(
         themes=theme or [],
         review_type=type_,
@@ -50,6 +64,7 @@ def search_command(
         section_kind=section,
         age_band=age_band,
         status=status,
+        roles=role or [],
     )
     with session_scope(ready_engine()) as session:
         principal = principal_named(session, as_user) if as_user else Principal.system()
@@ -60,18 +75,39 @@ def search_command(
                 )
             else:
                 hits = search(
-                    session, principal=principal, query=query, filters=filters, top_k=top, mode=mode
-                )  # type: ignore[arg-type]
+                    session,
+                    principal=principal,
+                    query=query,
+                    filters=filters,
+                    top_k=top,
+                    mode=mode,  # type: ignore[arg-type]
+                    order=order,  # type: ignore[arg-type]
+                )
         except NotFound as exc:
             raise fail(str(exc)) from exc
     if json_:
         print_json([h.as_dict() for h in hits])
         return
     out = Console()
-    for group in group_by_review(hits):
-        out.print(f"\n[bold]{group['review_title']}[/bold] (review {group['review_id']})")
+    if not hits:
+        out.print("No close match: nothing you may see is close enough to this query.")
+        return
+    for group in group_by_case(hits):
+        out.print(f"\n[bold]{group['label']}[/bold] (reviews {group['review_ids']})")
         for hit in group["hits"]:
-            out.print(f"  [dim]{hit.score:.4f} · {hit.section} · passage {hit.passage_id}[/dim]")
+            match = f"match {hit.similarity:.2f} · " if hit.similarity is not None else ""
+            out.print(
+                f"  [dim]{match}{hit.role} · {hit.section} · passage {hit.passage_id}[/dim]",
+                markup=True,
+                highlight=False,
+            )
             out.print(f"  {hit.snippet}", markup=False, highlight=False)
             if hit.themes:
                 out.print(f"  [cyan]{', '.join(hit.themes)}[/cyan]")
+            for action in hit.actions:
+                impact = f", impact {action['impact_rating']}" if action["impact_rating"] else ""
+                out.print(
+                    f"  → {action['ref']}: {action['description']} ({action['status']}{impact})",
+                    markup=False,
+                    highlight=False,
+                )
