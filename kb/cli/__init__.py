@@ -12,6 +12,7 @@ from kb.cli import (  # review_edits adds its commands to reviews_app
     briefing,
     corpus,
     demo,
+    precedent,
     review_edits,  # noqa: F401
     search,
     themes,
@@ -37,6 +38,7 @@ app.command("demo")(demo.demo)
 app.add_typer(tracker.tracker_app, name="tracker")
 app.add_typer(tracker.themes_app, name="themes")
 app.command("briefing")(briefing.briefing)
+app.command("precedent")(precedent.precedent_command)
 app.add_typer(admin.users_app, name="users")
 app.command("serve")(admin.serve)
 app.command("export-all")(backup.export_all_command)

@@ -70,10 +70,10 @@ def theme_background(ctx: BriefingContext) -> list[BriefingItem]:
     if not reviews:
         return [new_item("No review available to you carries this theme yet.")]
     shown = reviews[:THEME_BACKGROUND_REVIEWS]
-    synopses = _synopses(ctx.session, [r.id for r in shown if r.id is not None])
+    found = synopses(ctx.session, [r.id for r in shown if r.id is not None])
     items = []
     for review in shown:
-        passage = synopses.get(review.id)  # type: ignore[arg-type]
+        passage = found.get(review.id)  # type: ignore[arg-type]
         sentence = (
             excerpt(passage.text, budget=BACKGROUND_BUDGET, max_sentences=2) if passage else ""
         )
@@ -129,7 +129,7 @@ def _one_per_case(ctx: BriefingContext, reviews: list[Review]) -> list[Review]:
     return kept
 
 
-def _synopses(session: Session, review_ids: list[int]) -> dict[int, Passage]:
+def synopses(session: Session, review_ids: list[int]) -> dict[int, Passage]:
     """Each review's first case synopsis of substance (first background passage for reviews
     without roles); front matter and partnership business never."""
     aware = reviews_with_roles(session, review_ids)
