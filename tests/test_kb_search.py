@@ -73,6 +73,11 @@ zebrawood case file records this.
 
 @pytest.fixture
 def corpus(engine, tmp_path: Path):  # type: ignore[no-untyped-def]
+    return ingest_docs(engine, tmp_path)
+
+
+def ingest_docs(engine, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The three fictional reviews above in a fresh knowledge base (also used by precedent)."""
     folder = tmp_path / "docs"
     folder.mkdir()
     manifest = {}

@@ -38,6 +38,7 @@ templates.env.filters["label"] = enum_label
 # (label, route name). Links whose route does not exist yet are shown greyed out.
 NAV = [
     ("Search", "search_page"),
+    ("Precedent", "precedent_page"),
     ("Reviews", "reviews_page"),
     ("Themes", "themes_page"),
     ("Tracker", "tracker_page"),
