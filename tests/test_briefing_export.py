@@ -53,10 +53,23 @@ def pdf_text(path: Path) -> tuple[int, str]:
     return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
 
 
+def docx_paragraphs(doc) -> list:  # type: ignore[no-untyped-def,type-arg]
+    """Body paragraphs in reading order, those inside the two-column grid's cells included."""
+    found = list(doc.paragraphs)
+    for table in doc.tables:
+        seen = set()
+        for row in table.rows:
+            for cell in row.cells:
+                if id(cell._tc) not in seen:  # a merged cell appears once per column
+                    seen.add(id(cell._tc))
+                    found.extend(cell.paragraphs)
+    return found
+
+
 def docx_text(path: Path) -> str:
     doc = DocxDocument(str(path))
     header = [p.text for s in doc.sections for p in s.header.paragraphs]
-    return "\n".join([*header, *(p.text for p in doc.paragraphs)])
+    return "\n".join([*header, *(p.text for p in docx_paragraphs(doc))])
 
 
 def test_html_escapes_document_text() -> None:
@@ -92,13 +105,19 @@ def test_restricted_marking_in_every_format(tmp_path: Path) -> None:
 def test_docx_has_title_numbered_headings_and_cited_bullets(tmp_path: Path) -> None:
     path = to_docx(briefing(text=SCRIPT), tmp_path / "b.docx")
     doc = DocxDocument(str(path))
-    headings = [p.text for p in doc.paragraphs if p.style.name.startswith("Heading")]
+    paragraphs = docx_paragraphs(doc)
+    headings = [p.text for p in paragraphs if p.style.name.startswith("Heading")]
     assert headings == [f"{n}. {h}" for n, h in enumerate(DEFAULT_HEADINGS, start=1)]
     assert doc.paragraphs[0].text == "7-minute briefing: Hidden men"
-    bullets = [p.text for p in doc.paragraphs if p.style.name == "List Bullet"]
+    bullets = [p.text for p in paragraphs if p.style.name == "List Bullet"]
     assert len(bullets) == 14
     assert f"{SCRIPT} (1.0) (Child Q)" in bullets  # text as text, never markup
     assert "Question 1.1?" in bullets
+    # The HTML / PDF look: a two-column grid, boxes 1-6 in pairs, box 7 across the page.
+    (grid,) = doc.tables
+    assert len(grid.rows) == 4 and len(grid.columns) == 2
+    assert grid.rows[3].cells[0]._tc is grid.rows[3].cells[1]._tc
+    assert grid.rows[0].cells[1].paragraphs[0].text == f"2. {DEFAULT_HEADINGS[1]}"
 
 
 def text_heights(path: Path) -> list[float]:

@@ -165,7 +165,9 @@ def _html_font_size(view: BriefingView) -> float:
 
 
 def to_docx(briefing: Any, path: str | Path) -> Path:
-    """A Word document: title, marking, seven numbered headings, bullet items with citations."""
+    """A Word document with the HTML / PDF look: one A4 page, title and marking, then the seven
+    numbered boxes in a two-column grid (rows of GRID, box 7 across both columns), bullet items
+    with citations, the font sized from the amount of text as the HTML page does."""
     from docx import Document
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.shared import Mm, Pt, RGBColor
@@ -173,10 +175,11 @@ def to_docx(briefing: Any, path: str | Path) -> Path:
     view = view_of(briefing)
     doc = Document()
     section = doc.sections[0]
-    section.page_width, section.page_height = Mm(210), Mm(297)
+    section.page_width, section.page_height = Mm(PAGE_W), Mm(PAGE_H)
     for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
-        setattr(section, side, Mm(12))
-    doc.styles["Normal"].font.size = Pt(9.5)
+        setattr(section, side, Mm(MARGIN))
+    size = Pt(_html_font_size(view))
+    doc.styles["Normal"].font.size = size
     if view.marking:
         for part in (section.header, section.footer):
             para = part.paragraphs[0]
@@ -188,20 +191,40 @@ def to_docx(briefing: Any, path: str | Path) -> Path:
         banner = doc.add_paragraph()
         run = banner.add_run(view.marking)
         run.bold, run.font.size, run.font.color.rgb = True, Pt(12), RGBColor(0xB0, 0x00, 0x20)
-    for sec in view.sections:
-        doc.add_heading(f"{sec.number}. {sec.heading}", level=2)
-        for item in sec.items:
-            para = doc.add_paragraph(style="List Bullet")
-            para.paragraph_format.space_after = Pt(1)
-            para.add_run(_xml_safe(item.text))
-            if item.cite:
-                cite = para.add_run(f" ({_xml_safe(item.cite)})")
-                cite.italic, cite.font.color.rgb = True, RGBColor(0x55, 0x55, 0x55)
+    _docx_grid(doc, view, size)
     footer = doc.add_paragraph(f"7-minute briefing · generated {view.generated:%d %B %Y}")
     footer.runs[0].font.size = Pt(7)
     path = Path(path)
     doc.save(str(path))
     return path
+
+
+def _docx_grid(doc: Any, view: BriefingView, size: Any) -> None:
+    """The seven boxes as a bordered two-column table, one GRID row per table row."""
+    from docx.shared import Pt, RGBColor
+
+    by_number = {sec.number: sec for sec in view.sections}
+    table = doc.add_table(rows=len(GRID), cols=2)
+    table.style = "Table Grid"
+    for row, numbers in zip(table.rows, GRID, strict=True):
+        cells = list(row.cells)
+        if len(numbers) == 1:
+            cells = [cells[0].merge(cells[1])]
+        for cell, number in zip(cells, numbers, strict=False):
+            sec = by_number.get(number)
+            if sec is None:
+                continue
+            heading = cell.paragraphs[0]
+            heading.style = doc.styles["Heading 2"]
+            heading.add_run(f"{sec.number}. {sec.heading}").font.size = Pt(size.pt + 1.5)
+            for item in sec.items:
+                para = cell.add_paragraph(style="List Bullet")
+                para.paragraph_format.space_after = Pt(1)
+                para.add_run(_xml_safe(item.text)).font.size = size
+                if item.cite:
+                    cite = para.add_run(f" ({_xml_safe(item.cite)})")
+                    cite.italic, cite.font.size = True, size
+                    cite.font.color.rgb = RGBColor(0x55, 0x55, 0x55)
 
 
 def _xml_safe(text: str) -> str:
