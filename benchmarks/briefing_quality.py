@@ -26,7 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+_REPO = Path(__file__).resolve().parent.parent
+# ../shared/seeds beside the checkout (a worktree one level deeper finds it one level up).
+SEEDS = next(
+    (
+        p
+        for p in (_REPO.parent / "shared" / "seeds", _REPO.parent.parent / "shared" / "seeds")
+        if p.is_dir()
+    ),
+    _REPO.parent / "shared" / "seeds",
+)
 EXPECTED = {1: {"case_synopsis"}, 3: {"finding"}, 5: {"recommendation", "action"}}
 UNQUOTABLE = {"front_matter", "partnership_business"}
 
@@ -48,6 +57,11 @@ def load(corpus: str, home: str | None) -> object:
     db.get_engine.cache_clear()
     engine = db.get_engine()
     db.init_db(engine)
+    if corpus == "demo":
+        from kb.services.tagging import MODEL_FILE, train_model
+
+        if not (get_settings().model_dir / MODEL_FILE).exists():
+            train_model(engine)  # as ``kb demo`` does: the tagger with its learned model
     if home and (Path(home) / "kb.sqlite3").exists() and _has_reviews(engine):
         return engine
     paths = [FILES_DIR] if corpus == "demo" else sorted(SEEDS.glob("*.txt"))

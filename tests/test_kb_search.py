@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from kb.config import get_settings
 from kb.models import ReviewStatus, Role
@@ -216,3 +216,41 @@ def test_role_filter_and_learning_first(corpus) -> None:  # type: ignore[no-unty
         assert tiers == sorted(tiers)
         relevance = search(session, principal=VIEWER, query=query, order="relevance", top_k=20)
         assert {h.passage_id for h in relevance} == {h.passage_id for h in learning}
+
+
+def test_hits_carry_the_actions_answering_them(corpus) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from kb.models import ActionCreate, ActionStatus, ImpactRating, Recommendation
+    from kb.services.tracker import create_action
+
+    admin = Principal(username="a", role=Role.ADMIN)
+    with Session(corpus) as session:
+        rec = session.exec(
+            select(Recommendation).where(col(Recommendation.text).contains("Health visitors"))
+        ).first()
+        assert rec is not None and rec.passage_id is not None
+        create_action(
+            session,
+            principal=admin,
+            data=ActionCreate(
+                ref="HV-1",
+                description="Adults in the home recorded at every contact",
+                status=ActionStatus.COMPLETED,
+                completed_date=date(2020, 1, 1),
+                impact_rating=ImpactRating.SOME,
+                recommendation_ids=[rec.id],  # type: ignore[list-item]
+            ),
+        )
+        session.commit()
+        hits = search(
+            session,
+            principal=VIEWER,
+            query="health visitors should ask about every adult living in the home",
+            top_k=20,
+        )
+        answered = [h for h in hits if h.passage_id == rec.passage_id]
+        assert answered and answered[0].actions[0]["ref"] == "HV-1"
+        assert answered[0].actions[0]["status"] == "completed"
+        assert answered[0].actions[0]["impact_rating"] == "some"
+        assert all(not h.actions for h in hits if h.passage_id != rec.passage_id)
