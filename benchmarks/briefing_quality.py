@@ -1,6 +1,7 @@
 """Briefing quality: do the quoted items come from the right kind of passage?
 
-For every theme with a tagged review, builds the theme briefing (as a published-only viewer) and
+For every theme with a tagged review, builds the theme briefing (restricted material included:
+reports ingested without a manifest are unpublished) and
 measures, over items that quote a passage:
 
 * role match: share of items whose passage role fits their section (1 Background ←
@@ -111,10 +112,13 @@ def measure(engine) -> dict[str, float]:  # type: ignore[no-untyped-def]
                 ).all()
             )
         )
-        viewer = Principal(username="bench", role="viewer")  # type: ignore[arg-type]
+        # Everything, unpublished included: reports ingested without a manifest are unpublished.
+        reader = Principal.system()
         for theme in themes:
             try:
-                draft = build_briefing(session, principal=viewer, theme_id=theme)
+                draft = build_briefing(
+                    session, principal=reader, theme_id=theme, include_restricted=True
+                )
             except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
                 print(f"  {theme}: {exc}")
                 continue
