@@ -248,3 +248,18 @@ def test_role_and_kind_corrections_survive_reingest_and_drive_extraction(
         assert not session.exec(select(Finding).where(Finding.review_id == review_id)).all()
         events = session.exec(select(AuditEvent).where(AuditEvent.action == "set_role")).all()
         assert len(events) == 1 and events[0].object_type == "passage"
+
+
+def test_confirmed_roles_retrain_the_model(engine: Engine, tmp_path: Path) -> None:
+    from kb.services.roles import MIN_CONFIRMED_TO_RETRAIN, current_model
+    from nlp.roles import default_model
+
+    _ingest(engine, _copy(tmp_path, "ashcombe_annual_report_2022_23.txt"))
+    with Session(engine) as session:
+        assert current_model(session) is default_model()
+        ids = session.exec(select(Passage.id).limit(MIN_CONFIRMED_TO_RETRAIN)).all()
+        for passage_id in ids:
+            set_passage_role(session, principal=ADMIN, passage_id=passage_id, role="other")
+        retrained = current_model(session)
+        assert retrained is not default_model()
+        assert current_model(session) is retrained  # cached until the confirmations change
