@@ -307,9 +307,7 @@ def _running_headers(lines: list[str], pages: int) -> set[str]:
     counts = Counter(
         _header_key(line)
         for line in lines
-        if min_length <= len(line) <= 80
-        and not line.endswith(".")
-        and not LIST_MARKER.match(line)
+        if min_length <= len(line) <= 80 and not line.endswith(".") and not LIST_MARKER.match(line)
     )
     threshold = max(3, int(pages * 0.5)) if pages >= 3 else 4
     return {key for key, count in counts.items() if count >= threshold}

@@ -36,9 +36,7 @@ def demo(
     """Create the database, load the demo corpus and tracker, create demo logins, serve."""
     engine = ready_engine()
     console.print(f"training the theme model: {train_model(engine)}")
-    report = run_ingest(
-        [FILES_DIR, REALISTIC_DIR], IngestOptions(manifest=load_manifest(MANIFEST))
-    )
+    report = run_ingest([FILES_DIR, REALISTIC_DIR], IngestOptions(manifest=load_manifest(MANIFEST)))
     console.print(
         f"demo corpus: {len(report.ingested)} ingested, {len(report.skipped)} already there, "
         f"{len(report.failed)} failed"
