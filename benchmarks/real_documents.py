@@ -37,7 +37,7 @@ from corpus.metadata import infer_metadata  # noqa: E402
 from corpus.passage_layout import LayoutIndex  # noqa: E402
 from corpus.readers import read_document  # noqa: E402
 from corpus.segment import segment  # noqa: E402
-from nlp.roles import ROLES, RoleInput, classify_roles, train  # noqa: E402
+from nlp.roles import ROLES, UNQUOTABLE_ROLES, RoleInput, classify_roles, train  # noqa: E402
 
 DEFAULT_SHARED = ROOT.parent / "shared"
 #: What each seed is (from seeds/INDEX.md): the kind the benchmark expects.
@@ -128,7 +128,16 @@ def scores(gold: list[str], predicted: list[str]) -> dict[str, Any]:
         per[role] = {"precision": prec, "recall": rec, "f1": f1, "support": tp + fn}
     macro = sum(m["f1"] for m in per.values()) / len(per)
     accuracy = sum(g == p for g, p in zip(gold, predicted, strict=True)) / max(1, len(gold))
-    return {"roles": per, "macro_f1": macro, "accuracy": accuracy}
+    # What a briefing cares about: front matter and partnership business taken together.
+    gold_u = [g in UNQUOTABLE_ROLES for g in gold]
+    pred_u = [p in UNQUOTABLE_ROLES for p in predicted]
+    tp = sum(g and p for g, p in zip(gold_u, pred_u, strict=True))
+    unquotable = {
+        "precision": tp / max(1, sum(pred_u)),
+        "recall": tp / max(1, sum(gold_u)),
+        "support": sum(gold_u),
+    }
+    return {"roles": per, "macro_f1": macro, "accuracy": accuracy, "unquotable": unquotable}
 
 
 def evaluate_roles(inputs: list[RoleInput], labels: list[str], groups: list[str]) -> dict:
@@ -183,6 +192,11 @@ def print_report(documents: list[dict[str, Any]], roles: dict[str, Any]) -> None
                 f"    {role:22s} {m['precision']:5.2f} {m['recall']:5.2f} {m['f1']:5.2f} "
                 f"{m['support']:4d}"
             )
+        u = result["unquotable"]
+        print(
+            f"    {'front_matter+partnership_business':34s} P {u['precision']:.2f} "
+            f"R {u['recall']:.2f} n {u['support']}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

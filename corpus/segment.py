@@ -301,12 +301,15 @@ def _running_headers(lines: list[str], pages: int) -> set[str]:
     Sentences (ending in a full stop) and list items are never treated as headers, so a
     repeated remark such as "No further action was taken." stays a passage.
     """
+    # A short document (an estimated page count under 3 for text without pages) needs more
+    # evidence: four repeats of a line long enough not to be a numbered heading ("Finding 2").
+    min_length = 0 if pages >= 3 else 25
     counts = Counter(
         _header_key(line)
         for line in lines
-        if len(line) <= 80 and not line.endswith(".") and not LIST_MARKER.match(line)
+        if min_length <= len(line) <= 80 and not line.endswith(".") and not LIST_MARKER.match(line)
     )
-    threshold = max(3, int(pages * 0.5))
+    threshold = max(3, int(pages * 0.5)) if pages >= 3 else 4
     return {key for key, count in counts.items() if count >= threshold}
 
 
@@ -330,7 +333,7 @@ class _LineSplitter:
             offset += len(raw) + 1
         nonblank = [s for _, _, s in self.lines if s]
         self.width = _line_width([len(s) for s in nonblank])
-        self.running = _running_headers(nonblank, pages) if pages >= 3 else set()
+        self.running = _running_headers(nonblank, pages)
         self.contents = contents_lines([s for _, _, s in self.lines])
 
     def run(self) -> list[_Unit]:

@@ -121,6 +121,58 @@ def layout_role(item: RoleInput) -> RoleDecision | None:
 # --------------------------------------------------------------------------- features
 
 
+#: Wording cues as pseudo-words: a tense or a mood says more about a passage's role than its
+#: topic (the same theme is a finding in one sentence and an action in the next).
+_CUES: list[tuple[str, re.Pattern[str]]] = [
+    ("__should", re.compile(r"\bshould\b|\bmust\b|\bneeds? to\b|\bought to\b", re.I)),
+    (
+        "__done",
+        re.compile(
+            r"\b(?:has|have|had) (?:been )?(?:\w+ed|developed|set up|begun|made)\b|"
+            r"\b(?:is|are) being \w+ed\b|\bwas (?:launched|introduced|revised|developed|"
+            r"agreed|commissioned|delivered|updated|relaunched)\b|\((?:complete|completed|"
+            r"planned|ongoing|in progress)\)|\bin response\b|\bled to\b|\bas a result\b",
+            re.I,
+        ),
+    ),
+    (
+        "__imperative",
+        re.compile(
+            r"^\W*(?:\d+[.)]\s*)?(?:ensur|improv|develop|strengthen|continu|increas|review|"
+            r"embed|promot|consider|clarif|further|shared and)\w*\b",
+            re.I,
+        ),
+    ),
+    (
+        "__found",
+        re.compile(
+            r"\b(?:found|identified|highlighted|showed|shows|evidenced|revealed|recurr\w*|"
+            r"themes?|lack of|not (?:always |consistently )?(?:\w+ed|shared|seen|heard|"
+            r"recognised|considered))\b",
+            re.I,
+        ),
+    ),
+    (
+        "__praise",
+        re.compile(
+            r"\b(?:good|excellent|positive|strength\w*|well|praised|commended|effective|"
+            r"thank\w*|persistent|trusting|timely)\b",
+            re.I,
+        ),
+    ),
+    ("__child", re.compile(r"\b(?:child|baby|infant|young person|girl|boy)\b", re.I)),
+    ("__we", re.compile(r"\b(?:we|our|us)\b", re.I)),
+    (
+        "__governance",
+        re.compile(
+            r"\b(?:subgroup|sub-group|board|executive|budget|meeting|met|chair\w*|terms of "
+            r"reference|membership|statutory|attendance|governance|business plan)\b",
+            re.I,
+        ),
+    ),
+]
+
+
 def layout_tokens(item: RoleInput) -> str:
     """Layout as pseudo-words the text model can weigh like any other word."""
     text = item.text.strip()
@@ -145,16 +197,16 @@ def layout_tokens(item: RoleInput) -> str:
         tokens.append("__caps")
     if re.search(r"\b\d{1,2}[- ](?:week|month|year|day)s?[- ]old\b|\baged? \d", text, re.I):
         tokens.append("__age")
-    if re.search(r"\bshould\b|\bmust\b|\bneeds? to\b", text, re.I):
-        tokens.append("__should")
+    tokens.extend(name for name, pattern in _CUES if pattern.search(text))
     if re.search(r"£|\d+%|\b\d{2,}\b", text):
         tokens.append("__figures")
     heading = " ".join(f"__h_{w}" for w in re.findall(r"[a-z]{4,}", item.section_title.lower())[:6])
     return " ".join(tokens) + (" " + heading if heading else "")
 
 
-def _model_text(item: RoleInput) -> str:
-    return f"{layout_tokens(item)} {item.text}"
+#: Weight of the layout block against the word and character blocks (each row-normalised).
+LAYOUT_WEIGHT = 0.3
+CHAR_WEIGHT = 0.6
 
 
 # --------------------------------------------------------------------------- model
@@ -167,13 +219,21 @@ class RoleModel:
         self.c = c
         self._word: TfidfVectorizer | None = None
         self._char: TfidfVectorizer | None = None
+        self._layout: TfidfVectorizer | None = None
         self._model: LogisticRegression | None = None
 
     def _features(self, items: Sequence[RoleInput]) -> sparse.csr_matrix:
-        assert self._word is not None and self._char is not None
-        texts = [_model_text(i) for i in items]
+        """Word, character and layout blocks. Layout tokens get their own block without idf:
+        inside the word block a cue present in most passages ("__sec_other") would be weighed
+        down to nothing by idf, though its absence is what matters."""
+        assert self._word is not None and self._char is not None and self._layout is not None
+        texts = [i.text for i in items]
         return sparse.hstack(
-            [self._word.transform(texts), 0.6 * self._char.transform([i.text for i in items])],
+            [
+                self._word.transform(texts),
+                CHAR_WEIGHT * self._char.transform(texts),
+                LAYOUT_WEIGHT * self._layout.transform([layout_tokens(i) for i in items]),
+            ],
             format="csr",
         )
 
@@ -192,10 +252,13 @@ class RoleModel:
             sublinear_tf=True,
             strip_accents="unicode",
             token_pattern=r"(?u)\b[\w][\w\-']*\b",
-        ).fit([_model_text(i) for i in items])
+        ).fit([i.text for i in items])
         self._char = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2
         ).fit([i.text for i in items])
+        self._layout = TfidfVectorizer(
+            use_idf=False, binary=True, token_pattern=r"\S+", lowercase=False
+        ).fit([layout_tokens(i) for i in items])
         self._model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000)
         # One BLAS thread: the problem is tiny, and a thread pool per core fighting other
         # processes (ingest workers, the web server) made a one-second fit take ten.

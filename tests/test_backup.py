@@ -34,6 +34,7 @@ from kb.models import (
     ActionStatus,
     AuditEvent,
     Briefing,
+    Case,
     ImpactRating,
     Partnership,
     Passage,
@@ -168,6 +169,10 @@ def build_kb(engine: Engine, folder: Path) -> None:
         decide_tag(session, principal=system, tag_id=_id(tags[1].id), status=TagStatus.REJECTED)
         review = session.get(Review, review_id)
         assert review is not None
+        case = Case(label="Child W", partnership_id=review.partnership_id)
+        session.add(case)
+        session.flush()
+        review.case_id, review.case_source = case.id, "person"
         session.add(
             Review(
                 document_id=review.document_id,
@@ -177,6 +182,8 @@ def build_kb(engine: Engine, folder: Path) -> None:
                 incident_date=date(2023, 4, 2),
                 year=2023,
                 status=ReviewStatus.PUBLISHED,
+                case_id=case.id,
+                case_source="person",
             )
         )
         rec = session.exec(select(Recommendation).order_by(col(Recommendation.id))).first()

@@ -119,7 +119,9 @@ def test_ingest_invalidates(engine: Engine, web_world: World, tmp_path: Path) ->
         total = theme_recurrence(session, principal=VIEWER)["total_reviews"]
     path = tmp_path / "child-v.md"
     path.write_text(
-        f"# Child V\n\nFindings\n\nThe {word} plan was not shared with the health visitor.\n",
+        # A review kind: only SCRs, LCSPRs and rapid reviews count in total_reviews.
+        f"# Child V: Rapid Review\n\nFindings\n\nThe {word} plan was not shared with the "
+        "health visitor.\n",
         encoding="utf-8",
     )
     report = ingest_paths(

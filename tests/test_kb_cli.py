@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kb.cli import app
+from nlp.roles import ROLES
 
 REVIEW = """# Serious Case Review: Child P
 
@@ -88,7 +89,8 @@ def test_reviews_list_and_show_contract(runner: CliRunner, tmp_path: Path) -> No
         "recommendations",
     ]
     passage = shown["sections"][1]["passages"][0]
-    assert set(passage) == {"id", "text", "start", "end"}
+    assert set(passage) == {"id", "text", "start", "end", "role", "role_source", "role_confidence"}
+    assert passage["role"] in ROLES
     missing = runner.invoke(app, ["reviews", "show", "999"])
     assert missing.exit_code == 1 and "999" in missing.output
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from corpus.demo import FILES_DIR, MANIFEST, TRACKER
+from corpus.demo import FILES_DIR, MANIFEST, REALISTIC_DIR, TRACKER
 from corpus.metadata import load_manifest
 from kb.cli.common import console, ready_engine, shown
 from kb.cli.corpus import run_ingest
@@ -36,7 +36,7 @@ def demo(
     """Create the database, load the demo corpus and tracker, create demo logins, serve."""
     engine = ready_engine()
     console.print(f"training the theme model: {train_model(engine)}")
-    report = run_ingest([FILES_DIR], IngestOptions(manifest=load_manifest(MANIFEST)))
+    report = run_ingest([FILES_DIR, REALISTIC_DIR], IngestOptions(manifest=load_manifest(MANIFEST)))
     console.print(
         f"demo corpus: {len(report.ingested)} ingested, {len(report.skipped)} already there, "
         f"{len(report.failed)} failed"

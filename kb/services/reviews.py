@@ -82,7 +82,8 @@ def review_detail(session: Session, *, principal: Principal, review_id: int) -> 
 
 
 def case_of(session: Session, principal: Principal, review: Review) -> dict[str, Any] | None:
-    """The review's case with the other reviews in it the principal may see, or None."""
+    """The review's case with the other reviews in it the principal may see, or None (also
+    when the principal may see none of them)."""
     if review.case_id is None:
         return None
     others = session.exec(
@@ -101,6 +102,8 @@ def case_of(session: Session, principal: Principal, review: Review) -> dict[str,
         for r in others
         if can_see(principal, r)
     ]
+    if not linked:
+        return None  # a case whose other documents are hidden must not hint that they exist
     return {"id": review.case_id, "source": review.case_source, "reviews": linked}
 
 

@@ -19,8 +19,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.routes import auth, briefings, precedent, reviews, search, themes, tracker, upload
+from web.routes import (
+    auth,
+    briefings,
+    cases,
+    precedent,
+    reviews,
+    search,
+    themes,
+    tracker,
+    upload,
+)
 
 web_router = APIRouter(include_in_schema=False)
-for module in (auth, reviews, search, precedent, briefings, themes, tracker, upload):
+for module in (auth, reviews, cases, search, precedent, briefings, themes, tracker, upload):
     web_router.include_router(module.router)

@@ -12,8 +12,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.deps import SessionDep, WebPrincipal
 from api.routes import reviews as reviews_api
 from api.routes import tags as tags_api
-from kb.models import TagStatus, ThemeTagPublic
+from kb.models import PassageRole, ReviewType, TagStatus, ThemeTagPublic
 from kb.services.access import Principal
+from kb.services.reviews import get_review
+from kb.services.tracker import may_edit
 from web.highlight import PALETTE_SIZE, evidence_spans, highlight
 from web.rendering import render
 
@@ -54,7 +56,12 @@ def review_page(
     """The full text of the review's passages with each theme's evidence highlighted."""
     detail = reviews_api.review_data(session, principal, review_id, audit_via="web")
     tags = reviews_api.tags_data(session, principal, review_id, audit_via=None)  # audited above
-    return render(request, "review.html", review_context(request, detail, tags, principal))
+    context = review_context(request, detail, tags, principal)
+    review = get_review(session, principal=principal, review_id=review_id)
+    context["can_edit"] = may_edit(principal, review.partnership_id)
+    context["roles"] = [role.value for role in PassageRole]
+    context["kinds"] = [kind.value for kind in ReviewType]
+    return render(request, "review.html", context)
 
 
 def review_context(
@@ -89,6 +96,8 @@ def review_context(
             passages.append(
                 {
                     "id": passage["id"],
+                    "role": passage.get("role", "other"),
+                    "role_source": passage.get("role_source", "model"),
                     "html": highlight(passage["text"], spans, colour_of),
                     "tags": [
                         {

@@ -22,6 +22,8 @@ NEW_TYPES = ("THEMATIC_REVIEW", "SCRUTINY_REPORT", "NEWSLETTER", "BRIEFING")
 
 
 def upgrade() -> None:
+    """Only ``ADD COLUMN`` and new tables and indexes: SQLite then never rebuilds a table, which
+    it could not do here with data in it (foreign keys point at ``review`` and ``passage``)."""
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         for name in NEW_TYPES:
@@ -36,69 +38,76 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["partnership_id"], ["partnership.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("review_case", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_review_case_partnership_id"), ["partnership_id"], unique=False
-        )
-    with op.batch_alter_table("review", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("year_inferred", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(
-            sa.Column("period", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True)
-        )
-        batch_op.add_column(
-            sa.Column(
-                "type_source",
-                sqlmodel.sql.sqltypes.AutoString(length=20),
-                nullable=False,
-                server_default="inferred",
-            )
-        )
-        batch_op.add_column(sa.Column("case_id", sa.Integer(), nullable=True))
-        batch_op.add_column(
-            sa.Column("case_source", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True)
-        )
-        batch_op.create_index(batch_op.f("ix_review_case_id"), ["case_id"], unique=False)
-        batch_op.create_foreign_key("fk_review_case_id", "review_case", ["case_id"], ["id"])
-    with op.batch_alter_table("passage", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "role",
-                sqlmodel.sql.sqltypes.AutoString(length=30),
-                nullable=False,
-                server_default="other",
-            )
-        )
-        batch_op.add_column(
-            sa.Column(
-                "role_source",
-                sqlmodel.sql.sqltypes.AutoString(length=20),
-                nullable=False,
-                server_default="model",
-            )
-        )
-        batch_op.add_column(
-            sa.Column("role_confidence", sa.Float(), nullable=False, server_default="0")
-        )
-        batch_op.create_index(batch_op.f("ix_passage_role"), ["role"], unique=False)
+    op.create_index("ix_review_case_partnership_id", "review_case", ["partnership_id"])
+    op.add_column(
+        "review",
+        sa.Column("year_inferred", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column(
+        "review", sa.Column("period", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True)
+    )
+    op.add_column(
+        "review",
+        sa.Column(
+            "type_source",
+            sqlmodel.sql.sqltypes.AutoString(length=20),
+            nullable=False,
+            server_default="inferred",
+        ),
+    )
+    if bind.dialect.name == "sqlite":
+        # SQLite adds a column with a REFERENCES clause in place; Alembic would rebuild. A
+        # downgraded SQLite database still has the column (see downgrade).
+        columns = {c["name"] for c in sa.inspect(bind).get_columns("review")}
+        if "case_id" not in columns:
+            op.execute("ALTER TABLE review ADD COLUMN case_id INTEGER REFERENCES review_case (id)")
+    else:
+        op.add_column("review", sa.Column("case_id", sa.Integer(), nullable=True))
+        op.create_foreign_key("fk_review_case_id", "review", "review_case", ["case_id"], ["id"])
+    op.add_column(
+        "review",
+        sa.Column("case_source", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    )
+    op.create_index("ix_review_case_id", "review", ["case_id"])
+    op.add_column(
+        "passage",
+        sa.Column(
+            "role",
+            sqlmodel.sql.sqltypes.AutoString(length=30),
+            nullable=False,
+            server_default="other",
+        ),
+    )
+    op.add_column(
+        "passage",
+        sa.Column(
+            "role_source",
+            sqlmodel.sql.sqltypes.AutoString(length=20),
+            nullable=False,
+            server_default="model",
+        ),
+    )
+    op.add_column(
+        "passage", sa.Column("role_confidence", sa.Float(), nullable=False, server_default="0")
+    )
+    op.create_index("ix_passage_role", "passage", ["role"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("passage", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_passage_role"))
-        batch_op.drop_column("role_confidence")
-        batch_op.drop_column("role_source")
-        batch_op.drop_column("role")
-    with op.batch_alter_table("review", schema=None) as batch_op:
-        batch_op.drop_constraint("fk_review_case_id", type_="foreignkey")
-        batch_op.drop_index(batch_op.f("ix_review_case_id"))
-        batch_op.drop_column("case_source")
-        batch_op.drop_column("case_id")
-        batch_op.drop_column("type_source")
-        batch_op.drop_column("period")
-        batch_op.drop_column("year_inferred")
-    with op.batch_alter_table("review_case", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_review_case_partnership_id"))
+    """Native ``DROP COLUMN`` (SQLite 3.35+), again without rebuilding tables. SQLite cannot
+    drop ``review.case_id`` (a foreign key column) that way, so there it stays, emptied, and an
+    upgrade finds it in place."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    op.drop_index("ix_passage_role", table_name="passage")
+    for column in ("role_confidence", "role_source", "role"):
+        op.drop_column("passage", column)
+    op.drop_index("ix_review_case_id", table_name="review")
+    for column in ("case_source", "type_source", "period", "year_inferred"):
+        op.drop_column("review", column)
+    if sqlite:
+        op.execute("UPDATE review SET case_id = NULL")
+    else:
+        op.drop_column("review", "case_id")  # its foreign key goes with it
+    op.drop_index("ix_review_case_partnership_id", table_name="review_case")
     op.drop_table("review_case")
     # PostgreSQL cannot drop enum values; the four new names stay valid but unused.
