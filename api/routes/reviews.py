@@ -10,14 +10,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep
-from kb.models import ThemeTagPublic
+from kb.models import ReviewStatus, ThemeTagPublic
 from kb.services import audit
 from kb.services.access import Principal
-from kb.services.reviews import get_review, list_reviews, review_detail, review_summary
+from kb.services.reviews import (
+    get_review,
+    list_reviews,
+    review_detail,
+    review_summary,
+    set_review_status,
+)
 from kb.services.tagging import review_tags
 
 router = APIRouter(tags=["reviews"])
@@ -122,3 +128,36 @@ def read_review_tags(
 ) -> list[ThemeTagPublic]:
     """Every theme tag on the review's passages, with evidence offsets and decision state."""
     return tags_data(session, principal, review_id, audit_via="api-tags")
+
+
+class ReviewStatusIn(BaseModel):
+    status: ReviewStatus
+    version: int | None = Field(default=None, ge=1, description="Refuse if changed since.")
+
+
+class ReviewStatusOut(BaseModel):
+    id: int
+    status: str
+    version: int
+
+
+@router.post(
+    "/reviews/{review_id}/status",
+    responses={
+        403: {"description": "Not your partnership's review"},
+        404: {"description": "No such review for you"},
+        409: {"description": "Changed since you read it"},
+    },
+)
+def change_review_status(
+    session: SessionDep, principal: CurrentPrincipal, review_id: int, body: ReviewStatusIn
+) -> ReviewStatusOut:
+    """Publish or embargo a review (its partnership's panel or an admin; audited)."""
+    review = set_review_status(
+        session,
+        principal=principal,
+        review_id=review_id,
+        status=body.status,
+        expected_version=body.version,
+    )
+    return ReviewStatusOut(id=review_id, status=str(review.status), version=review.version_id)

@@ -4,17 +4,28 @@ Why one transaction per document: a failure (a corrupt file, a crash, Ctrl-C) mu
 half a document behind, and one bad file must not stop a run of hundreds. Why a content hash:
 re-ingesting the same bytes must change nothing, while a changed file with the same name is a
 new version of the same document whose reviews keep their identity (and their tracker links).
+
+Why a name alone is not an identity: two partnerships may both upload ``report.md``, and a hostile
+uploader may pick the name of someone else's embargoed review. A file is a new version of a
+previous document only when that document's review belongs to the same partnership and the
+uploader may edit it; otherwise it is a new document. A new version never changes an existing
+review's partnership or status: publishing is its own audited action
+(:func:`kb.services.reviews.set_review_status`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text as sql_text
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from corpus.cases import CaseSummary, find_case_summaries
@@ -34,6 +45,7 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
+from kb.services.access import Principal, can_edit
 from kb.services.findings import detach_passages, extract_findings
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,8 @@ class IngestOptions:
     partnership: str | None = None
     review_type: ReviewType | None = None
     status: ReviewStatus | None = None
+    #: Who is ingesting: a previous version is only superseded if they may edit its review.
+    principal: Principal = field(default_factory=Principal.system)
 
     def overrides_for(self, path: Path) -> dict[str, Any]:
         """Manifest entry for ``path`` (by file name) with command-line flags on top."""
@@ -114,8 +128,7 @@ def ingest_paths(
     for index, path in enumerate(files, start=1):
         try:
             extracted = read_document(path, max_bytes=max_bytes)
-            with session_scope(engine) as session:
-                outcome = _ingest_one(session, extracted, options.overrides_for(path), on_passages)
+            outcome = _ingest_with_retry(engine, extracted, options, path, on_passages)
             if outcome.get("skipped"):
                 report.skipped.append({"path": str(path), "reason": outcome["skipped"]})
             else:
@@ -128,6 +141,41 @@ def ingest_paths(
         if progress:
             progress(index, len(files), path)
     return report
+
+
+class _Raced(RuntimeError):
+    """Another ingest superseded the same previous version first: start this file again."""
+
+
+def _ingest_with_retry(
+    engine: Engine,
+    extracted: ExtractedDocument,
+    options: IngestOptions,
+    path: Path,
+    on_passages: PassageHook | None,
+) -> dict[str, Any]:
+    """One document's transaction, retried when a concurrent ingest of the same name won.
+
+    The same bytes stored concurrently under another name hit the unique content hash: that is
+    "already ingested", said cleanly instead of the database's IntegrityError text.
+    """
+    for _attempt in range(3):
+        try:
+            with session_scope(engine) as session:
+                return _ingest_one(
+                    session, extracted, options.overrides_for(path), on_passages, options.principal
+                )
+        except _Raced:
+            continue
+        except IntegrityError:
+            with Session(engine) as session:
+                found = session.exec(
+                    select(Document.id).where(Document.sha256 == extracted.sha256)
+                ).first()
+            if found is None:
+                raise
+            return {"skipped": f"already ingested as document {found}"}
+    raise RuntimeError("the document kept changing under a concurrent ingest; try again")
 
 
 def _describe(exc: Exception) -> str:
@@ -145,13 +193,17 @@ def _ingest_one(
     doc: ExtractedDocument,
     overrides: dict[str, Any],
     on_passages: PassageHook | None,
+    principal: Principal,
 ) -> dict[str, Any]:
+    _lock_name(session, doc.path.name)
     existing = session.exec(select(Document).where(Document.sha256 == doc.sha256)).first()
     if existing is not None:
         return {"skipped": f"already ingested as document {existing.id}"}
-    previous = session.exec(
-        select(Document).where(Document.source_name == doc.path.name, col(Document.is_current))
-    ).first()
+    meta = apply_overrides(infer_metadata(doc.text, doc.path.name), overrides)
+    partnership = _partnership(session, meta.partnership)
+    previous = _previous_version(
+        session, doc.path.name, partnership.id if partnership else None, principal
+    )
     document = Document(
         source_name=doc.path.name,
         format=doc.format,
@@ -165,8 +217,6 @@ def _ingest_one(
     session.add(document)
     session.flush()
     sections = segment(doc)
-    meta = apply_overrides(infer_metadata(doc.text, doc.path.name), overrides)
-    partnership = _partnership(session, meta.partnership)
     cases = (
         find_case_summaries(doc, sections) if meta.review_type == ReviewType.ANNUAL_REPORT else []
     )
@@ -190,6 +240,45 @@ def _ingest_one(
     for review in reviews:
         extract_findings(session, review_id=review.id)  # type: ignore[arg-type]
     return {"document_id": document.id, "reviews": [r.id for r in reviews]}
+
+
+def _lock_name(session: Session, name: str) -> None:
+    """Serialise ingests of one file name until this transaction ends.
+
+    Two same-named uploads at once must not both become the current version. PostgreSQL takes
+    an advisory lock keyed by the name; SQLite has one writer at a time, and a first statement
+    that writes (matching no row) makes this transaction that writer before it reads anything.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        session.execute(sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(sql_text("UPDATE document SET version = version WHERE 1 = 0"))
+
+
+def _previous_version(
+    session: Session, name: str, partnership_id: int | None, principal: Principal
+) -> Document | None:
+    """The current document this file is a new version of, or None for a new document.
+
+    Same name, same partnership (of the document's own review), and an uploader who may edit
+    that review: anything else is someone else's document that merely shares a name.
+    """
+    candidates = session.exec(
+        select(Document, Review)
+        .join(Review, col(Review.document_id) == Document.id)
+        .where(
+            Document.source_name == name,
+            col(Document.is_current),
+            col(Review.parent_review_id).is_(None),
+        )
+        .order_by(col(Document.id), col(Review.id))
+    ).all()
+    for document, review in candidates:
+        if review.partnership_id == partnership_id and can_edit(principal, review):
+            return document
+    return None
 
 
 def _partnership(session: Session, name: str | None) -> Partnership | None:
@@ -289,7 +378,13 @@ def _supersede(
     links to findings and actions survive. Human tag decisions are collected so they can be
     re-applied to passages whose text did not change.
     """
-    previous.is_current = False
+    retired = session.execute(
+        update(Document)
+        .where(col(Document.id) == previous.id, col(Document.is_current))
+        .values(is_current=False)
+    )
+    if retired.rowcount != 1:  # type: ignore[attr-defined]
+        raise _Raced(previous.source_name)
     old_reviews = session.exec(select(Review).where(Review.document_id == previous.id)).all()
     by_name = {r.pseudonym: r for r in old_reviews}
     decided = session.exec(
@@ -310,7 +405,9 @@ def _supersede(
         if old is None:
             kept.append(review)
             continue
-        for name, value in review.model_dump(exclude={"id", "created_at", "version_id"}).items():
+        # Partnership and status are the review's own: publishing is a separate audited action.
+        kept_fields = {"id", "created_at", "version_id", "partnership_id", "status"}
+        for name, value in review.model_dump(exclude=kept_fields).items():
             setattr(old, name, value)
         old.version_id += 1
         kept.append(old)

@@ -6,9 +6,11 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from kb.models import Partnership, Passage, Review, ReviewPublic
-from kb.services.access import Principal, can_see, visibility_key, visible_reviews
+from kb.models import Partnership, Passage, Review, ReviewPublic, ReviewStatus
+from kb.services import audit
+from kb.services.access import Principal, can_edit, can_see, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
+from kb.services.errors import Conflict, Forbidden
 
 
 class NotFound(LookupError):
@@ -44,6 +46,42 @@ def get_review(session: Session, *, principal: Principal, review_id: int) -> Rev
     review = session.get(Review, review_id)
     if review is None or not can_see(principal, review):
         raise NotFound(f"review {review_id} not found")
+    return review
+
+
+def set_review_status(
+    session: Session,
+    *,
+    principal: Principal,
+    review_id: int,
+    status: ReviewStatus,
+    expected_version: int | None = None,
+) -> Review:
+    """Change a review's publication status: its own audited action, never a side effect.
+
+    Why not part of ingest: publishing (or embargoing) decides who may read a review, so it is
+    done deliberately by a panel member of the review's partnership or an admin, and recorded.
+    Hidden reviews are NotFound; visible ones the principal may not edit are Forbidden.
+    """
+    review = get_review(session, principal=principal, review_id=review_id)
+    if not can_edit(principal, review):
+        raise Forbidden("only the review's own panel or an admin may change its status")
+    if expected_version is not None and review.version_id != expected_version:
+        raise Conflict(f"review {review_id} changed since you read it: reload and try again")
+    previous = review.status
+    if previous != status:
+        review.status = status
+        review.version_id += 1
+        session.add(review)
+        session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action="review.status",
+        object_type="review",
+        object_id=review.id,
+        detail={"from": str(previous), "to": str(status), "version": review.version_id},
+    )
     return review
 
 

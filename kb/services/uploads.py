@@ -163,7 +163,7 @@ def ingest_upload(
     if principal.role == Role.PANEL:
         with Session(engine) as session:
             partnership = partnership_name(session, principal.partnership_id)
-    options = IngestOptions(partnership=partnership or None, status=status)
+    options = IngestOptions(partnership=partnership or None, status=status, principal=principal)
     try:
         report = ingest_paths(
             engine=engine,
