@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils.datetime import from_excel
 from openpyxl.utils.exceptions import InvalidFileException
@@ -47,6 +46,7 @@ from kb.models import (
     TrainingSession,
 )
 from kb.services.access import Principal, visible_reviews
+from kb.services.spreadsheet import append_row, csv_unquote, write_csv
 from kb.services.tracker import (
     check_may_edit,
     edit_refusal,
@@ -163,7 +163,8 @@ def _read_csvs(path: Path) -> dict[str, Sheet]:
         try:
             with file.open(newline="", encoding="utf-8-sig") as fh:
                 sheets[name] = _sheet(
-                    name, [[c if c != "" else None for c in r] for r in csv.reader(fh)]
+                    name,
+                    [[csv_unquote(c) if c != "" else None for c in r] for r in csv.reader(fh)],
                 )
         except UNREADABLE as exc:  # say which of several CSV files is broken
             raise _Unreadable(file, _reason(exc)) from exc
@@ -794,12 +795,7 @@ def _write_csvs(tables: dict[str, list[list[Any]]], path: Path) -> list[Path]:
     if not path.is_dir():
         targets[ACTIONS] = path
     for name, target in targets.items():
-        with target.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            for row in tables[name]:
-                writer.writerow(
-                    ["" if v is None else v.isoformat() if isinstance(v, date) else v for v in row]
-                )
+        write_csv(target, tables[name])
     return list(targets.values())
 
 
@@ -809,9 +805,7 @@ def _write_xlsx(tables: dict[str, list[list[Any]]], path: Path) -> None:
     for name, rows in tables.items():
         ws = workbook.create_sheet(name)
         for row in rows:
-            # Control characters typed or pasted into a field are legal in the database but
-            # not in a worksheet: drop them rather than fail the whole export.
-            ws.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row])
+            append_row(ws, row)  # text stays text: never a formula
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for column in ws.columns:
