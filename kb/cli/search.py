@@ -12,7 +12,14 @@ from kb.db import session_scope
 from kb.models import AgeBand, ReviewStatus, ReviewType
 from kb.services.access import Principal
 from kb.services.reviews import NotFound
-from kb.services.search import SearchFilters, group_by_review, more_like_this, search
+from kb.services.search import (
+    SearchError,
+    SearchFilters,
+    check_search,
+    group_by_review,
+    more_like_this,
+    search,
+)
 from kb.services.users import principal_named
 
 
@@ -39,8 +46,18 @@ def search_command(
     """Search passages of all reviews (hybrid BM25 + embeddings), best first."""
     if mode not in ("hybrid", "bm25", "dense"):
         raise fail(f"--mode must be hybrid, bm25 or dense, not {mode!r}")
-    if not query and like is None:
-        raise fail("give a QUERY or --like PASSAGE_ID")
+    try:  # the API's rule: same limits, same messages
+        check_search(
+            query=query,
+            like=like,
+            themes=theme or [],
+            since=since,
+            until=until,
+            top=top,
+            known_themes=_known_themes(),
+        )
+    except SearchError as exc:
+        raise fail(str(exc)) from exc
     filters = SearchFilters(
         themes=theme or [],
         review_type=type_,
@@ -75,3 +92,12 @@ def search_command(
             out.print(f"  {hit.snippet}", markup=False, highlight=False)
             if hit.themes:
                 out.print(f"  [cyan]{', '.join(hit.themes)}[/cyan]")
+
+
+def _known_themes() -> dict[str, str]:
+    """Theme id → label of the configured taxonomy (unknown theme ids are refused)."""
+    from kb.config import get_settings
+    from kb.services.tagging import get_taxonomy
+
+    taxonomy = get_taxonomy(get_settings())
+    return {theme_id: theme.label for theme_id, theme in taxonomy.themes.items()}

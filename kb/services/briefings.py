@@ -52,6 +52,7 @@ from kb.models import (
 )
 from kb.services.access import Principal, can_see, visible_reviews
 from kb.services.audit import record
+from kb.services.briefing_rules import check_may_change
 from kb.services.errors import Conflict
 from kb.services.recurrence import theme_recurrence, theme_year_matrix
 from kb.services.reviews import NotFound
@@ -1108,6 +1109,7 @@ def update_briefing(
     an unpublished one makes the briefing restricted, and a restricted briefing stays restricted.
     """
     row = _load(session, principal, briefing_id)
+    check_may_change(principal, row.created_by, "edit")
     values: dict[str, Any] = {"updated_at": utcnow(), "version_id": Briefing.version_id + 1}
     if title is not None:
         values["title"] = _valid_title(title)
@@ -1139,8 +1141,9 @@ def delete_briefing(
     session: Session, *, principal: Principal, briefing_id: int, expected_version: int
 ) -> None:
     """Delete a saved briefing the principal may see, under the same optimistic lock as edits,
-    so nobody deletes changes they have not seen. Who may delete is the caller's rule."""
-    _load(session, principal, briefing_id)
+    so nobody deletes changes they have not seen. Only its author or an admin may delete it."""
+    row = _load(session, principal, briefing_id)
+    check_may_change(principal, row.created_by, "delete")
     result = session.execute(
         delete(Briefing)
         .where(col(Briefing.id) == briefing_id)

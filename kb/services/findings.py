@@ -27,6 +27,7 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
+from kb.services import audit
 from kb.services.access import Principal
 from kb.services.reviews import NotFound, get_review
 from kb.services.tracker import check_may_edit, check_themes
@@ -285,6 +286,14 @@ def _edit(
     row.edited = True
     session.add(row)
     session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action=f"{what}.edit",
+        object_type=what,
+        object_id=row.id,
+        detail={"review": row.review_id},
+    )
     return row
 
 

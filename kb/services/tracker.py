@@ -42,6 +42,7 @@ from kb.models import (
     TrainingSessionPublic,
     TrainingSessionUpdate,
 )
+from kb.services import audit
 from kb.services.access import Principal, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.errors import Conflict, Forbidden
@@ -334,6 +335,14 @@ def create_action(session: Session, *, principal: Principal, data: ActionCreate)
     session.flush()
     _set_action_links(session, action.id, recs, themes)  # type: ignore[arg-type]
     session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action="action.create",
+        object_type="action",
+        object_id=action.id,
+        detail={"version": action.version_id},
+    )
     return get_action(session, principal=principal, action_id=action.id)  # type: ignore[arg-type]
 
 
@@ -410,6 +419,14 @@ def update_action(
     session.add(action)
     _set_action_links(session, action_id, recs, themes)
     session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action="action.update",
+        object_type="action",
+        object_id=action_id,
+        detail={"version": action.version_id, "status": str(action.status)},
+    )
     return get_action(session, principal=principal, action_id=action_id)
 
 
@@ -426,6 +443,13 @@ def delete_action(
         session.exec(delete(link).where(col(link.action_id) == action_id))  # type: ignore[call-overload]
     session.delete(action)
     session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action="action.delete",
+        object_type="action",
+        object_id=action_id,
+    )
 
 
 # --------------------------------------------------------------------------- training

@@ -45,6 +45,7 @@ from kb.models import (
     TrainingCourse,
     TrainingSession,
 )
+from kb.services import audit
 from kb.services.access import Principal, visible_reviews
 from kb.services.spreadsheet import append_row, csv_unquote, write_csv
 from kb.services.tracker import (
@@ -694,7 +695,16 @@ def import_tracker(
     )
     if ctx.problems:
         raise TrackerImportError(ctx.problems)
-    return _write(session, principal, actions, courses, sessions)
+    counts = _write(session, principal, actions, courses, sessions)
+    audit.record(
+        session,
+        principal=principal,
+        action="tracker.import",
+        object_type="tracker",
+        object_id=None,
+        detail={k: f"{v['created']}+{v['updated']}" for k, v in counts.items()},
+    )
+    return counts
 
 
 # --------------------------------------------------------------------------- export

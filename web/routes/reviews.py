@@ -14,6 +14,7 @@ from api.routes import reviews as reviews_api
 from api.routes import tags as tags_api
 from kb.models import TagStatus, ThemeTagPublic
 from kb.services.access import Principal
+from kb.services.tagging import may_decide
 from web.highlight import PALETTE_SIZE, evidence_spans, highlight
 from web.rendering import render
 
@@ -54,7 +55,9 @@ def review_page(
     """The full text of the review's passages with each theme's evidence highlighted."""
     detail = reviews_api.review_data(session, principal, review_id, audit_via="web")
     tags = reviews_api.tags_data(session, principal, review_id, audit_via=None)  # audited above
-    return render(request, "review.html", review_context(request, detail, tags, principal))
+    context = review_context(request, detail, tags, principal)
+    context["can_decide"] = may_decide(session, principal=principal, review_id=review_id)
+    return render(request, "review.html", context)
 
 
 def review_context(
@@ -105,7 +108,7 @@ def review_context(
         "review": detail,
         "sections": sections,
         "legend": legend,
-        "can_decide": principal.role in tags_api.DECIDERS,
+        "can_decide": False,  # set by the page from the service's rule
     }
 
 
