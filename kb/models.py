@@ -451,6 +451,12 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str = Field(max_length=300)
     created_at: datetime = Field(default_factory=utcnow)
+    session_epoch: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="Part of every session's fingerprint; disabling the account bumps it, so "
+        "enabling it again does not revive sessions opened before.",
+    )
 
 
 class UserPublic(UserBase):

@@ -106,8 +106,10 @@ def _tighten(path: Path) -> None:
 
 
 def password_fingerprint(secret: str, user: User) -> str:
-    """Changes whenever the password does, so a new password ends every old session."""
-    return hmac.new(secret.encode(), user.password_hash.encode(), hashlib.sha256).hexdigest()[:24]
+    """Changes whenever the password does, so a new password ends every old session, and
+    whenever the account is disabled (``session_epoch``), so enabling it revives none."""
+    material = f"{user.password_hash}\n{user.session_epoch}".encode()
+    return hmac.new(secret.encode(), material, hashlib.sha256).hexdigest()[:24]
 
 
 def start_session(request: Request, user: User, secret: str) -> None:

@@ -15,10 +15,8 @@ from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep
 from kb.models import ReviewStatus, ThemeTagPublic
-from kb.services import audit
 from kb.services.access import Principal
 from kb.services.reviews import (
-    get_review,
     list_reviews,
     review_detail,
     review_summary,
@@ -84,22 +82,14 @@ def review_data(
     session: Session, principal: Principal, review_id: int, *, audit_via: str | None
 ) -> dict[str, Any]:
     """review_detail, audited when the review is unpublished or embargoed."""
-    detail = review_detail(session, principal=principal, review_id=review_id)
-    if audit_via:
-        audit.record_review_view(session, principal=principal, review=detail, via=audit_via)
-    return detail
+    return review_detail(session, principal=principal, review_id=review_id, audit_via=audit_via)
 
 
 def tags_data(
     session: Session, principal: Principal, review_id: int, *, audit_via: str | None
 ) -> list[ThemeTagPublic]:
     """review_tags; the evidence quotes the review, so reading it is audited like a view."""
-    tags = review_tags(session, principal=principal, review_id=review_id)
-    if audit_via:
-        review = get_review(session, principal=principal, review_id=review_id)
-        summary = {"id": review.id, "status": review.status}
-        audit.record_review_view(session, principal=principal, review=summary, via=audit_via)
-    return tags
+    return review_tags(session, principal=principal, review_id=review_id, audit_via=audit_via)
 
 
 # --------------------------------------------------------------------------- routes

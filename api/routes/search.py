@@ -23,7 +23,6 @@ from sqlmodel import Session
 from api.deps import CurrentPrincipal, SessionDep
 from kb.config import Settings
 from kb.models import AgeBand, ReviewType
-from kb.services import audit
 from kb.services.access import Principal
 from kb.services.embedding import embedder_for
 from kb.services.reviews import review_statuses
@@ -210,17 +209,12 @@ def search_data(
     start = query.top * (query.page - 1)
     hits = ranked[start : start + query.top]
     groups = group_by_review(hits)
-    status = review_statuses(
-        session, principal=principal, review_ids=[g["review_id"] for g in groups]
+    status = review_statuses(  # hits quote their reviews: restricted ones count as viewed
+        session,
+        principal=principal,
+        review_ids=[g["review_id"] for g in groups],
+        audit_via=audit_via,
     )
-    if audit_via:  # hits quote their reviews: restricted ones count as viewed
-        for review_id, review_status in status.items():
-            audit.record_review_view(
-                session,
-                principal=principal,
-                review={"id": review_id, "status": review_status},
-                via=audit_via,
-            )
     return SearchResults(
         query=query.q,
         like=query.like,

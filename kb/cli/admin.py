@@ -19,7 +19,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from kb.cli.common import console, fail, print_json, ready_engine
 from kb.db import session_scope
 from kb.models import Role
-from kb.services import audit
 from kb.services.access import Principal
 from kb.services.users import (
     UserError,
@@ -62,15 +61,12 @@ def users_add(
         validate_password(password)
         with session_scope(ready_engine()) as session:
             user = create_user(
-                session, username=username, password=password, role=role, partnership=partnership
-            )
-            audit.record(
                 session,
-                principal=Principal.system(),
-                action="user.create",
-                object_type="user",
-                object_id=user.id,
-                detail={"username": user.username, "role": user.role},
+                username=username,
+                password=password,
+                role=role,
+                partnership=partnership,
+                actor=Principal.system(),
             )
             name, user_role = user.username, user.role.value
     except UserError as exc:
@@ -84,19 +80,12 @@ def _read_password(password_stdin: bool) -> str:
     return str(typer.prompt("New password", hide_input=True, confirmation_prompt=True))
 
 
-def _account_change(action: str, change: Any) -> str:
-    """Run ``change(session) -> User`` and audit it as ``action``; the user's name, or fail."""
+def _account_change(change: Any) -> str:
+    """Run ``change(session, actor) -> User`` as the operator (audited by the service as an
+    admin named "system"); the user's name, or fail."""
     try:
         with session_scope(ready_engine()) as session:
-            user = change(session)
-            audit.record(
-                session,
-                principal=Principal.system(),
-                action=action,
-                object_type="user",
-                object_id=user.id,
-                detail={"username": user.username},
-            )
+            user = change(session, Principal.system())
             return str(user.username)
     except UserError as exc:
         raise fail(str(exc)) from exc
@@ -112,7 +101,7 @@ def users_passwd(
     """Reset a user's password; their sessions end (people change their own on the web)."""
     password = _read_password(password_stdin)
     name = _account_change(
-        "user.password_reset", lambda s: set_password(s, username=username, password=password)
+        lambda s, actor: set_password(s, username=username, password=password, actor=actor)
     )
     console.print(f"password of {name} reset; their sessions have ended", highlight=False)
 
@@ -122,7 +111,9 @@ def users_disable(
     username: Annotated[str, typer.Argument(help="The account to disable.")],
 ) -> None:
     """Disable an account: its sessions stop working on their next request; data is kept."""
-    name = _account_change("user.disable", lambda s: set_active(s, username=username, active=False))
+    name = _account_change(
+        lambda s, actor: set_active(s, username=username, active=False, actor=actor)
+    )
     console.print(f"disabled {name}", highlight=False)
 
 
@@ -131,7 +122,9 @@ def users_enable(
     username: Annotated[str, typer.Argument(help="The account to enable again.")],
 ) -> None:
     """Enable a disabled account again (the old password still applies)."""
-    name = _account_change("user.enable", lambda s: set_active(s, username=username, active=True))
+    name = _account_change(
+        lambda s, actor: set_active(s, username=username, active=True, actor=actor)
+    )
     console.print(f"enabled {name}", highlight=False)
 
 

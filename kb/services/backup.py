@@ -39,7 +39,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
 import kb.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from kb.db import session_scope
 from kb.models import utcnow
+from kb.services import audit
+from kb.services.access import Principal
 
 log = logging.getLogger(__name__)
 
@@ -583,3 +586,27 @@ def _db_error(exc: SQLAlchemyError) -> str:
     message = str(orig) if orig is not None else type(exc).__name__
     first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
     return f"the database refused the backup, nothing was changed: {first}"
+
+
+def record_backup_event(
+    engine: Engine,
+    *,
+    principal: Principal,
+    action: str,
+    summary: BackupSummary,
+    replaced: bool | None = None,
+) -> None:
+    """Audit a backup or a restore (row counts only) in its own transaction, after the fact:
+    a restore replaces the audit table itself, so the event goes into the restored database."""
+    detail: dict[str, object] = {"rows": summary.rows, "embeddings": summary.embeddings}
+    if replaced is not None:
+        detail["replaced"] = replaced
+    with session_scope(engine) as session:
+        audit.record(
+            session,
+            principal=principal,
+            action=action,
+            object_type="database",
+            object_id=None,
+            detail=detail,
+        )

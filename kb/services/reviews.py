@@ -85,9 +85,15 @@ def set_review_status(
     return review
 
 
-def review_detail(session: Session, *, principal: Principal, review_id: int) -> dict[str, Any]:
-    """A review with its sections and passages in reading order."""
+def review_detail(
+    session: Session, *, principal: Principal, review_id: int, audit_via: str | None = None
+) -> dict[str, Any]:
+    """A review with its sections and passages in reading order; reading a restricted one is
+    audited when ``audit_via`` names the channel (api, web, ...)."""
     review = get_review(session, principal=principal, review_id=review_id)
+    if audit_via:
+        summary = {"id": review.id, "status": review.status}
+        audit.record_review_view(session, principal=principal, review=summary, via=audit_via)
     passages = session.exec(
         select(Passage).where(Passage.review_id == review.id).order_by(col(Passage.order))
     ).all()
@@ -156,9 +162,12 @@ def _review_facets(session: Session, principal: Principal) -> dict[str, list[Any
 
 
 def review_statuses(
-    session: Session, *, principal: Principal, review_ids: list[int]
+    session: Session, *, principal: Principal, review_ids: list[int], audit_via: str | None = None
 ) -> dict[int, str]:
-    """Review id → status for many reviews in one query; NotFound if any is hidden or gone."""
+    """Review id → status for many reviews in one query; NotFound if any is hidden or gone.
+
+    With ``audit_via``, each restricted one counts as viewed (search hits quote their reviews).
+    """
     rows = session.exec(
         select(Review.id, Review.status).where(
             col(Review.id).in_(review_ids), visible_reviews(principal)
@@ -168,4 +177,8 @@ def review_statuses(
     missing = [rid for rid in review_ids if rid not in found]
     if missing:
         raise NotFound(f"review {missing[0]} not found")
+    if audit_via:
+        for rid, status in found.items():
+            review = {"id": rid, "status": status}
+            audit.record_review_view(session, principal=principal, review=review, via=audit_via)
     return found

@@ -201,9 +201,15 @@ def may_decide(session: Session, *, principal: Principal, review_id: int) -> boo
     return review is not None and can_see(principal, review) and can_edit(principal, review)
 
 
-def review_tags(session: Session, *, principal: Principal, review_id: int) -> list[ThemeTagPublic]:
-    """All tags on a review's passages (suggested, confirmed and rejected)."""
-    get_review(session, principal=principal, review_id=review_id)
+def review_tags(
+    session: Session, *, principal: Principal, review_id: int, audit_via: str | None = None
+) -> list[ThemeTagPublic]:
+    """All tags on a review's passages (suggested, confirmed and rejected). Their evidence
+    quotes the review, so with ``audit_via`` reading them is audited like a view."""
+    review = get_review(session, principal=principal, review_id=review_id)
+    if audit_via:
+        summary = {"id": review.id, "status": review.status}
+        audit.record_review_view(session, principal=principal, review=summary, via=audit_via)
     tags = session.exec(
         select(ThemeTag).where(ThemeTag.review_id == review_id).order_by(col(ThemeTag.id))
     ).all()
