@@ -176,8 +176,6 @@ def serve(
     """Serve the web pages and the JSON API (login required for everything)."""
     import uvicorn
 
-    from api.main import create_app
-
     if not _is_loopback(host):
         if not public:
             raise fail(
@@ -208,29 +206,10 @@ def serve(
         # restart started the warm-up again (seconds-long stalls in benchmarks/load.py).
         "timeout_worker_healthcheck": 60,
     }
-    if workers > 1:  # workers import the app themselves: pass a factory by name
-        factory = "kb.cli.admin:secure_app" if secure_cookies else "kb.cli.admin:served_app"
-        uvicorn.run(factory, factory=True, workers=workers, **options)
-        return
-    uvicorn.run(create_app(secure_cookies=secure_cookies, warm_up=True), **options)
-
-
-def served_app() -> Any:
-    """The app each worker of ``kb serve --workers N`` builds for itself.
-
-    Caches in the app (search index, results) are per worker and keyed by the database's data
-    version, so every worker sees every change.
-    """
-    from api.main import create_app
-
-    return create_app(warm_up=True)
-
-
-def secure_app() -> Any:
-    """The app with Secure cookies: the factory ``kb serve --secure-cookies --workers N`` runs."""
-    from api.main import create_app
-
-    return create_app(secure_cookies=True, warm_up=True)
+    # The app is named, not imported: it lives in web/app.py, above the kb package, and with
+    # --workers each worker process builds its own from the factory anyway.
+    factory = "web.app:secure_app" if secure_cookies else "web.app:served_app"
+    uvicorn.run(factory, factory=True, workers=workers, **options)
 
 
 class NoDelayH11Protocol(H11Protocol):

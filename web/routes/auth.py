@@ -1,4 +1,4 @@
-"""Log in and log out (sessions and CSRF are in web/security.py)."""
+"""Log in and log out (sessions and CSRF are in api/security.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import SessionDep, WebPrincipal
+from api.security import client_ip, end_session, start_session
 from kb.services.users import UserError, authenticate, change_password, record_login
 from web.rendering import render, safe_next
-from web.security import client_ip, end_session, start_session
 
 log = logging.getLogger(__name__)
 
