@@ -42,7 +42,13 @@ from kb.config import Settings, get_settings
 from kb.db import get_engine
 from kb.services import errors, search, tagging
 from kb.services.reviews import NotFound
-from kb.services.uploads import MAX_FILES, UploadError, UploadForbidden, UploadTooLarge
+from kb.services.uploads import (
+    MAX_FILES,
+    UploadError,
+    UploadForbidden,
+    UploadQuotaExceeded,
+    UploadTooLarge,
+)
 from kb.services.users import UserError
 
 log = logging.getLogger(__name__)
@@ -104,7 +110,9 @@ def create_api_app(
         https_only=secure_cookies,
     )
     app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=settings.max_file_mb * 1_000_000 * MAX_FILES + 1_000_000
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_file_mb * 1_000_000 * MAX_FILES + 1_000_000,
+        max_other_bytes=settings.max_json_kb * 1000,
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=secure_cookies)
     _error_handlers(app)
@@ -196,6 +204,10 @@ def _error_handlers(app: FastAPI) -> None:
     async def out_of_range(request: Request, exc: Exception) -> Response:
         """An id or number no row can have is the request's fault, not a server error."""
         return _error(request, 422, "invalid request: a number in the request is out of range")
+
+    @app.exception_handler(UploadQuotaExceeded)
+    async def over_quota(request: Request, exc: UploadQuotaExceeded) -> Response:
+        return _error(request, 429, str(exc))
 
     @app.exception_handler(UploadError)
     @app.exception_handler(UserError)

@@ -40,7 +40,7 @@ from sqlmodel import Session
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kb.config import Settings
+from kb.config import Settings, private_dir
 from kb.models import User
 from kb.services.users import revoke_session, session_revoked
 
@@ -80,8 +80,7 @@ def load_secret_key(settings: Settings) -> str:
     """
     if settings.secret_key:
         return settings.secret_key
-    path = settings.home / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_dir(settings.home) / "secret_key"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -290,18 +289,29 @@ def _replay(body: bytes) -> Receive:
 
 
 class BodySizeLimitMiddleware:
-    """413 before reading a request body bigger than the largest allowed upload batch."""
+    """413 before reading a request body bigger than allowed.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Two limits: multipart uploads (documents, tracker workbooks) may be as large as the largest
+    allowed upload batch; every other body (JSON, url-encoded forms) gets the small
+    ``max_other_bytes``, so a JSON route cannot be made to parse tens of megabytes.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_other_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_other_bytes = max_bytes if max_other_bytes is None else max_other_bytes
+
+    def _limit(self, scope: Scope) -> int:
+        kind = HTTPConnection(scope).headers.get("content-type", "").lower()
+        return self.max_bytes if kind.startswith("multipart/") else self.max_other_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         length = HTTPConnection(scope).headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await _reject(scope, send, 413, "Request too large.")
             return
         received = 0
@@ -311,7 +321,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 

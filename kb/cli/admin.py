@@ -17,6 +17,7 @@ import typer
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb.cli.common import console, fail, print_json, ready_engine
+from kb.config import get_settings
 from kb.db import session_scope
 from kb.models import Role
 from kb.services.access import Principal
@@ -189,9 +190,15 @@ def serve(
             highlight=False,
         )
     ready_engine()
+    proxies = ",".join(p.strip() for p in get_settings().trusted_proxies.split(",") if p.strip())
     options: dict[str, Any] = {
         "host": host,
         "port": port,
+        # Forwarded headers only from the configured proxy: otherwise anyone who can reach the
+        # port (a local user, when it listens on loopback) could claim any client address and
+        # reset the login rate limit with each attempt.
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
         "server_header": False,
         "log_level": "info",
         "access_log": True,

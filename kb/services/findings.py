@@ -18,6 +18,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from kb.models import (
+    MAX_TEXT,
     ActionRecommendationLink,
     Finding,
     FindingPublic,
@@ -277,6 +278,8 @@ def _edit(
     except NotFound as exc:
         raise NotFound(f"{what} {row_id} not found") from exc
     check_may_edit(principal, review.partnership_id)
+    if text is not None and len(text) > MAX_TEXT:
+        raise ValueError(f"the text is longer than {MAX_TEXT} characters")
     if text is not None:
         if not text.strip():
             raise ValueError(f"{what} text cannot be empty")

@@ -96,8 +96,15 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[dict[str, str]
     skipped: list[dict[str, str]] = []
     for path in paths:
         if path.is_dir():
+            root = path.resolve()
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if child.name.startswith(".") or child.name in MANIFEST_NAMES:
+                    continue
+                if not child.resolve().is_relative_to(root):
+                    # A link out of the folder (to /etc/passwd, another partnership's share):
+                    # the operator asked for this folder's files, nothing else.
+                    reason = "a symbolic link to a file outside the folder"
+                    skipped.append({"path": str(child), "reason": reason})
                     continue
                 if child.suffix.lower() in SUPPORTED_SUFFIXES:
                     files.append(child)

@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 
 from kb.models import (
     Action,
+    ActionBase,
     ActionCourseLink,
     ActionRecommendationLink,
     ActionStatus,
@@ -43,10 +44,12 @@ from kb.models import (
     Review,
     ReviewType,
     TrainingCourse,
+    TrainingCourseBase,
     TrainingSession,
 )
 from kb.services import audit
 from kb.services.access import Principal, visible_reviews
+from kb.services.limits import too_long
 from kb.services.spreadsheet import append_row, csv_unquote, write_csv
 from kb.services.tracker import (
     check_may_edit,
@@ -488,9 +491,26 @@ def _action_rows(ctx: _Context, sheet: Sheet, refs: dict[int, str]) -> list[_Row
             "recs": recs or [],
             "themes": cell("Themes", themes) or [],
         }
+        _check_lengths(ctx, ACTIONS, number, ActionBase, {**fields, "ref": ref})
         if ref:
             rows.append(_Row(ref, fields, links))
     return rows
+
+
+#: Which sheet column each length-limited field comes from (for the problem message).
+_COLUMN_OF = {
+    "ref": "Ref", "description": "Action", "agency": "Agency", "owner": "Owner",
+    "impact_evidence": "Evidence of impact", "title": "Course", "provider": "Provider",
+}  # fmt: skip
+
+
+def _check_lengths(
+    ctx: _Context, sheet: str, number: int, model: type[Any], fields: Mapping[str, Any]
+) -> None:
+    """A problem for every cell longer than its field allows (the whole import is refused)."""
+    for name, limit in too_long(model, fields):
+        column = "Description" if sheet == TRAINING and name == "description" else _COLUMN_OF[name]
+        ctx.problem(sheet, number, column, f"longer than {limit} characters")
 
 
 def _partnership_of(reviews: list[Review]) -> int | None:
@@ -549,6 +569,7 @@ def _course_rows(
             "themes": cell("Themes", themes) or [],
             "actions": cell("Linked actions", linked) or [],
         }
+        _check_lengths(ctx, TRAINING, number, TrainingCourseBase, {**fields, "ref": ref})
         if ref:
             rows.append(_Row(ref, fields, links))
     return rows
