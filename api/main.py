@@ -36,9 +36,8 @@ from api.security import (
     CSRFMiddleware,
     LoginRateLimiter,
     SecurityHeadersMiddleware,
-    load_secret_key,
 )
-from kb.config import Settings, get_settings
+from kb.config import Settings, get_settings, load_secret_key
 from kb.db import get_engine
 from kb.services import errors, search, tagging
 from kb.services.reviews import NotFound

@@ -26,13 +26,11 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,7 +38,6 @@ from sqlmodel import Session
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kb.config import Settings, private_dir
 from kb.models import User
 from kb.services.users import revoke_session, session_revoked
 
@@ -67,38 +64,6 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
-
-
-# --------------------------------------------------------------------------- secret key
-
-
-def load_secret_key(settings: Settings) -> str:
-    """KB_SECRET_KEY, else a random key made once and kept in KB_HOME/secret_key (mode 0600).
-
-    Kept on disk so sessions survive restarts; created with O_EXCL so two workers starting at
-    once agree on one key.
-    """
-    if settings.secret_key:
-        return settings.secret_key
-    path = private_dir(settings.home) / "secret_key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        _tighten(path)
-        key = path.read_text(encoding="ascii").strip()
-        if len(key) >= 32:
-            return key
-        raise RuntimeError(f"{path} is empty or too short; delete it to make a new key") from None
-    key = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key)
-    return key
-
-
-def _tighten(path: Path) -> None:
-    if path.stat().st_mode & 0o077:
-        log.warning("%s was readable by others; restricting it to its owner", path)
-        path.chmod(0o600)
 
 
 # --------------------------------------------------------------------------- sessions

@@ -7,6 +7,7 @@ missing from the README, so operators never have to read code to configure the t
 from __future__ import annotations
 
 import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     max_upload_mb_per_day: int = Field(
         default=500,
         description="Document upload volume one user may send in 24 hours, in MB.",
+    )
+    backup_key: str | None = Field(
+        default=None,
+        description="Key that signs and checks backup files (HMAC); default the secret key.",
     )
     secret_key: str | None = Field(
         default=None, description="Signs sessions; default a random key kept in KB_HOME."
@@ -90,3 +95,31 @@ def private_file(path: Path) -> Path:
         if path.stat().st_mode & 0o077:
             path.chmod(0o600)
     return path
+
+
+def load_secret_key(settings: Settings) -> str:
+    """KB_SECRET_KEY, else a random key made once and kept in KB_HOME/secret_key (mode 0600).
+
+    Kept on disk so sessions survive restarts; created with O_EXCL so two workers starting at
+    once agree on one key.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    path = private_dir(settings.home) / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        private_file(path)
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+        raise RuntimeError(f"{path} is empty or too short; delete it to make a new key") from None
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key)
+    return key
+
+
+def backup_key(settings: Settings) -> bytes:
+    """The key backups are signed with: KB_BACKUP_KEY, else the server's secret key."""
+    return (settings.backup_key or load_secret_key(settings)).encode()
