@@ -22,11 +22,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from sqlmodel import Session
 
+from api.security import client_ip, session_matches, session_user_id
 from kb.db import session_scope
 from kb.models import Role
 from kb.services.access import Principal
 from kb.services.users import authenticate, get_active_user, principal_for
-from web.security import client_ip, session_matches, session_user_id
 
 
 def get_session(request: Request) -> Iterator[Session]:

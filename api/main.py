@@ -1,8 +1,11 @@
-"""The application: JSON API under /api, HTML pages at /, static files at /static.
+"""The JSON API application: routes under /api, middleware, error handlers.
 
-One app rather than two so that pages and API share the session cookie, the CSRF rule, the
-security headers and the error shapes. Middleware, outermost first: security headers (so even
-refusals carry them) → request size limit → signed session → CSRF check → routes.
+The whole app (API plus the HTML pages at / and /static) is composed in ``web/app.py``, the one
+module allowed to import both; this module imports nothing from ``web/`` (dependencies point
+web → api → kb). Pages and API are one app so they share the session cookie, the CSRF rule, the
+security headers and the error shapes: ``web/app.py`` passes its error page and login redirect in
+as :class:`Pages`. Middleware, outermost first: security headers (so even refusals carry them) →
+request size limit → signed session → CSRF check → routes.
 """
 
 from __future__ import annotations
@@ -11,14 +14,13 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,15 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from api.deps import LoginRequired
 from api.routes import api_router
-from kb.config import Settings, get_settings
-from kb.db import get_engine
-from kb.services import errors, search, tagging
-from kb.services.reviews import NotFound
-from kb.services.uploads import MAX_FILES, UploadError, UploadForbidden, UploadTooLarge
-from kb.services.users import UserError
-from web.rendering import error_page, login_redirect
-from web.routes import web_router
-from web.security import (
+from api.security import (
     SECURE_SESSION_COOKIE,
     SESSION_COOKIE,
     SESSION_MAX_AGE,
@@ -42,16 +36,38 @@ from web.security import (
     CSRFMiddleware,
     LoginRateLimiter,
     SecurityHeadersMiddleware,
-    load_secret_key,
 )
+from kb.config import Settings, get_settings, load_secret_key
+from kb.db import get_engine
+from kb.services import errors, search, tagging
+from kb.services.reviews import NotFound
+from kb.services.uploads import (
+    MAX_FILES,
+    UploadError,
+    UploadForbidden,
+    UploadQuotaExceeded,
+    UploadTooLarge,
+)
+from kb.services.users import UserError
 
 log = logging.getLogger(__name__)
-STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 CONFLICTS = tuple({errors.Conflict, tagging.Conflict})
 
 
-def create_app(
-    settings: Settings | None = None, *, secure_cookies: bool = False, warm_up: bool = False
+@dataclass(frozen=True, slots=True)
+class Pages:
+    """What the HTML side lends the app: how an error and "log in first" look outside /api."""
+
+    error_page: Callable[[Request, int, str], Response]
+    login_redirect: Callable[[Request], Response]
+
+
+def create_api_app(
+    settings: Settings | None = None,
+    *,
+    secure_cookies: bool = False,
+    warm_up: bool = False,
+    pages: Pages | None = None,
 ) -> FastAPI:
     """Build the app for ``settings`` (default: the KB_* environment).
 
@@ -78,9 +94,8 @@ def create_app(
     app.state.secret_key = load_secret_key(settings)
     app.state.login_limiter = LoginRateLimiter()
 
+    app.state.pages = pages
     app.include_router(api_router)
-    app.include_router(web_router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # add_middleware wraps: the last added is the outermost.
     cookie = SECURE_SESSION_COOKIE if secure_cookies else SESSION_COOKIE
@@ -94,7 +109,9 @@ def create_app(
         https_only=secure_cookies,
     )
     app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=settings.max_file_mb * 1_000_000 * MAX_FILES + 1_000_000
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_file_mb * 1_000_000 * MAX_FILES + 1_000_000,
+        max_other_bytes=settings.max_json_kb * 1000,
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=secure_cookies)
     _error_handlers(app)
@@ -130,9 +147,10 @@ def _is_api(request: Request) -> bool:
 
 def _error(request: Request, status_code: int, message: str, **extra: object) -> Response:
     """{"detail": message} for the API, the error page for the web."""
-    if _is_api(request):
+    pages: Pages | None = request.app.state.pages
+    if _is_api(request) or pages is None:
         return JSONResponse({"detail": message, **extra}, status_code=status_code)
-    return error_page(request, status_code, message)
+    return pages.error_page(request, status_code, message)
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -156,7 +174,10 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
-        return login_redirect(request)
+        pages: Pages | None = request.app.state.pages
+        if pages is None:
+            return JSONResponse({"detail": "log in first"}, status_code=401)
+        return pages.login_redirect(request)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
@@ -182,6 +203,10 @@ def _error_handlers(app: FastAPI) -> None:
     async def out_of_range(request: Request, exc: Exception) -> Response:
         """An id or number no row can have is the request's fault, not a server error."""
         return _error(request, 422, "invalid request: a number in the request is out of range")
+
+    @app.exception_handler(UploadQuotaExceeded)
+    async def over_quota(request: Request, exc: UploadQuotaExceeded) -> Response:
+        return _error(request, 429, str(exc))
 
     @app.exception_handler(UploadError)
     @app.exception_handler(UserError)

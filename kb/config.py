@@ -6,6 +6,8 @@ missing from the README, so operators never have to read code to configure the t
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +33,23 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra taxonomy YAML files (a partnership's themes)."
     )
     max_file_mb: int = Field(default=50, description="Largest document accepted, in MB.")
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; empty: none (the peer address is the client).",
+    )
+    max_json_kb: int = Field(
+        default=512,
+        description="Largest JSON or form body (every request but file uploads), in KB.",
+    )
+    max_upload_mb_per_day: int = Field(
+        default=500,
+        description="Document upload volume one user may send in 24 hours, in MB.",
+    )
+    backup_key: str | None = Field(
+        default=None,
+        description="Key that signs and checks backup files (HMAC); default the secret key.",
+    )
     secret_key: str | None = Field(
         default=None, description="Signs sessions; default a random key kept in KB_HOME."
     )
@@ -56,3 +75,51 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings; tests clear the cache after changing the environment."""
     return Settings()
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) or tighten it to 0700: KB_HOME holds the database, the
+    secret key, uploads in progress and the demo logins, none of which other local users may
+    read."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty with mode 0600 if it is missing, else tighten it to 0600."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    return path
+
+
+def load_secret_key(settings: Settings) -> str:
+    """KB_SECRET_KEY, else a random key made once and kept in KB_HOME/secret_key (mode 0600).
+
+    Kept on disk so sessions survive restarts; created with O_EXCL so two workers starting at
+    once agree on one key.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    path = private_dir(settings.home) / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        private_file(path)
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+        raise RuntimeError(f"{path} is empty or too short; delete it to make a new key") from None
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key)
+    return key
+
+
+def backup_key(settings: Settings) -> bytes:
+    """The key backups are signed with: KB_BACKUP_KEY, else the server's secret key."""
+    return (settings.backup_key or load_secret_key(settings)).encode()

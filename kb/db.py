@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
-from kb.config import get_settings
+from kb.config import get_settings, private_dir, private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -121,9 +121,20 @@ def get_engine(url: str | None = None) -> Engine:
     """The process-wide engine for ``url`` (default: the configured database)."""
     settings = get_settings()
     url = url or settings.resolved_database_url
+    private_dir(settings.home)  # the secret key, uploads in progress, models: this user only
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(Path(url.removeprefix("sqlite:///")))
     return make_engine(url)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The SQLite file (and its WAL / shared-memory files) readable by this user only, in a
+    KB_HOME only this user may enter; created 0600 before SQLite opens it, since SQLite gives
+    its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # KB_HOME is private already
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file == path or file.exists():
+            private_file(file)
 
 
 @contextmanager

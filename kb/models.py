@@ -26,6 +26,11 @@ __all__ = [
     "ReviewType",
 ]
 
+#: Longest free text a person may type into one field (an action's description, evidence of
+#: impact, a course description, a corrected finding): ~1,500 words. Document text is not
+#: limited here (it comes from files, under KB_MAX_FILE_MB). SECURITY.md lists every limit.
+MAX_TEXT = 10_000
+
 
 def utcnow() -> datetime:
     """Timezone-aware now; a default factory so every row gets its own timestamp."""
@@ -339,11 +344,11 @@ class ActionBase(SQLModel):
     ref: str = Field(max_length=50, index=True, unique=True, description="Tracker reference.")
     agency: str | None = Field(default=None, max_length=200)
     owner: str | None = Field(default=None, max_length=200)
-    description: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = Field(max_length=MAX_TEXT, sa_column=Column(Text, nullable=False))
     due_date: date | None = None
     status: ActionStatus = ActionStatus.NOT_STARTED
     completed_date: date | None = None
-    impact_evidence: str | None = Field(default=None, sa_column=Column(Text))
+    impact_evidence: str | None = Field(default=None, max_length=MAX_TEXT, sa_column=Column(Text))
     impact_rating: ImpactRating | None = None
 
 
@@ -372,14 +377,14 @@ class ActionCreate(ActionBase):
 class ActionUpdate(SQLModel):
     """Only the fields given are changed; a list given replaces the links."""
 
-    ref: str | None = None
-    agency: str | None = None
-    owner: str | None = None
-    description: str | None = None
+    ref: str | None = Field(default=None, max_length=50)
+    agency: str | None = Field(default=None, max_length=200)
+    owner: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=MAX_TEXT)
     due_date: date | None = None
     status: ActionStatus | None = None
     completed_date: date | None = None
-    impact_evidence: str | None = None
+    impact_evidence: str | None = Field(default=None, max_length=MAX_TEXT)
     impact_rating: ImpactRating | None = None
     partnership_id: int | None = None
     recommendation_ids: list[int] | None = None
@@ -402,7 +407,7 @@ class TrainingCourseBase(SQLModel):
     ref: str = Field(max_length=50, index=True, unique=True)
     title: str = Field(max_length=300)
     provider: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, sa_column=Column(Text))
+    description: str | None = Field(default=None, max_length=MAX_TEXT, sa_column=Column(Text))
 
 
 class TrainingCourse(TrainingCourseBase, table=True):
@@ -518,6 +523,12 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str = Field(max_length=300)
     created_at: datetime = Field(default_factory=utcnow)
+    session_epoch: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="Part of every session's fingerprint; disabling the account bumps it, so "
+        "enabling it again does not revive sessions opened before.",
+    )
 
 
 class UserPublic(UserBase):

@@ -11,47 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import lru_cache
 
 import regex
 from rapidfuzz import fuzz
 
+from nlp.regexes import MatchResult, regex_spans
 from nlp.taxonomy import Theme
 
 log = logging.getLogger(__name__)
 
-REGEX_TIMEOUT_SECONDS = 0.5
 FUZZY_THRESHOLD = 90.0
-
-
-@dataclass
-class MatchResult:
-    """Whether the theme matched, why (for logs and the UI), and the character spans hit."""
-
-    matched: bool
-    reason: str
-    spans: list[tuple[int, int]] = field(default_factory=list)
-
-
-@lru_cache(maxsize=4096)
-def compile_regex(pattern: str, case: bool = False) -> regex.Pattern:
-    """Compile (and cache) a pattern; case-insensitive unless `case` is set."""
-    flags = regex.VERSION1 if case else regex.VERSION1 | regex.IGNORECASE
-    return regex.compile(pattern, flags)
-
-
-def regex_spans(
-    pattern: str, text: str, case: bool = False, timeout: float | None = None
-) -> list[tuple[int, int]]:
-    """All non-empty match spans; raises TimeoutError if the pattern runs too long.
-
-    Patterns come from partnership files, so a catastrophic-backtracking pattern must not be
-    able to hang ingestion: the `regex` package enforces the timeout inside the engine.
-    """
-    compiled = compile_regex(pattern, case)
-    limit = REGEX_TIMEOUT_SECONDS if timeout is None else timeout
-    return [m.span() for m in compiled.finditer(text, timeout=limit) if m.end() > m.start()]
+__all__ = ["MATCHERS", "MatchResult", "matches", "regex_spans"]
 
 
 def _word_regex(phrase: str) -> str:
@@ -121,7 +91,7 @@ def _match_auto(theme: Theme, text: str) -> MatchResult:
 
 
 def _match_rules(theme: Theme, text: str) -> MatchResult:
-    from nlp.rules import match_theme  # local import: rules imports this module
+    from nlp.rules import match_theme  # imported when used: rules loads spaCy
 
     return match_theme(theme, text)
 

@@ -28,8 +28,8 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from nlp import negation
-from nlp.matching import MatchResult, regex_spans
 from nlp.pipeline import NUMBER_WORDS, get_nlp, tokenizer_safe
+from nlp.regexes import MatchResult, regex_spans
 from nlp.taxonomy import Pattern, Taxonomy, Theme
 
 log = logging.getLogger(__name__)

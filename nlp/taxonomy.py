@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from nlp.regexes import compile_regex
+
 SHIPPED_TAXONOMY = Path(__file__).with_name("taxonomy.yaml")
 
 ALGORITHMS = frozenset({"any", "all", "literal", "regex", "fuzzy", "auto", "rules"})
@@ -228,8 +230,6 @@ def parse_pattern(raw: Any, source: str, entry: str) -> Pattern:
 
 
 def _check_regex(value: str, case: bool, source: str, entry: str) -> None:
-    from nlp.matching import compile_regex  # local import: matching imports this module
-
     try:
         compile_regex(value, case)
     except Exception as exc:  # the regex module raises its own error type

@@ -8,12 +8,13 @@ tested) or is named in ``EXCLUDED_TABLES`` with a reason.
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from typer.testing import CliRunner
 
 from kb import db as kb_db
 from kb.cli import app
-from kb.config import get_settings
+from kb.config import backup_key, get_settings
 from kb.db import init_db, make_engine, session_scope
 from kb.models import (
     ActionCreate,
@@ -46,6 +47,7 @@ from kb.models import (
     ThemeTag,
     TrainingCourseCreate,
     TrainingSessionCreate,
+    utcnow,
 )
 from kb.services import audit
 from kb.services.access import Principal
@@ -53,6 +55,7 @@ from kb.services.analysis import passage_hook
 from kb.services.backup import (
     EXCLUDED_TABLES,
     FORMAT_VERSION,
+    SIGNATURE,
     BackupError,
     _codec,
     export_all,
@@ -62,7 +65,7 @@ from kb.services.embedding import to_bytes
 from kb.services.ingest import IngestOptions, ingest_paths
 from kb.services.tagging import decide_tag
 from kb.services.tracker import create_action, create_course, create_session
-from kb.services.users import authenticate, create_user
+from kb.services.users import authenticate, create_user, revoke_session
 from tests.conftest import BACKEND
 
 pytest_plugins = ["tests.web_fixtures"]  # fast_hashing
@@ -242,6 +245,8 @@ def build_kb(engine: Engine, folder: Path) -> None:
         former = create_user(session, username="former.admin", password=SECRET, role=Role.ADMIN)
         former.active = False
         session.add(former)
+        # A logged-out session: restoring must not make its cookie work again.
+        revoke_session(session, sid="logged-out-session", until=utcnow() + timedelta(hours=8))
         audit.record(
             session,
             principal=system,
@@ -271,23 +276,41 @@ def dump(engine: Engine) -> dict[str, list[dict[str, Any]]]:
         }
 
 
-def rewrite(src: Path, dst: Path, edit: Callable[[dict[str, Any], dict[str, bytes]], None]) -> None:
-    """Copy a backup, letting ``edit`` change the manifest and table files (checksums kept
-    consistent, so only the database can notice the damage)."""
+def rewrite(
+    src: Path,
+    dst: Path,
+    edit: Callable[[dict[str, Any], dict[str, bytes]], None],
+    *,
+    key: bytes | None = b"",
+) -> None:
+    """Copy a backup, letting ``edit`` change the manifest and table files, checksums kept
+    consistent. Signed again with ``key`` (default: this server's backup key, i.e. damage made
+    by someone who holds it, which only the later checks and the database can notice); with
+    ``key=None`` left with the old signature, as an attacker without the key must."""
     import hashlib
 
     with zipfile.ZipFile(src) as archive:
         manifest = json.loads(archive.read("manifest.json"))
-        members = {n: archive.read(n) for n in archive.namelist() if n != "manifest.json"}
+        old_signature = archive.read(SIGNATURE)
+        members = {
+            n: archive.read(n) for n in archive.namelist() if n not in ("manifest.json", SIGNATURE)
+        }
     edit(manifest, members)
     for entry in manifest["tables"]:
         data = members[f"tables/{entry['name']}.jsonl"]
         entry["sha256"] = hashlib.sha256(data).hexdigest()
         entry["rows"] = data.count(b"\n")
+    text_ = json.dumps(manifest)
+    if key is None:
+        signature = old_signature
+    else:
+        signing_key = key or backup_key(get_settings())
+        signature = hmac.new(signing_key, b"kb-backup\n" + text_.encode(), "sha256").hexdigest()
     with zipfile.ZipFile(dst, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
-        archive.writestr("manifest.json", json.dumps(manifest))
+        archive.writestr("manifest.json", text_)
+        archive.writestr(SIGNATURE, signature)
 
 
 @pytest.fixture
@@ -440,6 +463,26 @@ def _damaged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
             dst.writestr(member, data)
     out["tampered"] = (tampered, "damaged.*checksum")
 
+    def new_admin(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+        # The attack: an admin added to the user table, every checksum recomputed.
+        lines = members["tables/user.jsonl"].decode().splitlines()
+        row = json.loads(lines[0])
+        row.update(id=999, username="mallory", role="admin", partnership_id=None)
+        members["tables/user.jsonl"] = ("\n".join([*lines, json.dumps(row)]) + "\n").encode()
+
+    forged = folder / "forged.zip"
+    rewrite(good, forged, new_admin, key=None)
+    out["forged"] = (forged, "signature does not match")
+    other_key = folder / "other-key.zip"
+    rewrite(good, other_key, new_admin, key=b"a key that is not this server's")
+    out["other-key"] = (other_key, "signature does not match")
+    unsigned = folder / "unsigned.zip"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(unsigned, "w") as dst:
+        for member in src.namelist():
+            if member != SIGNATURE:
+                dst.writestr(member, src.read(member))
+    out["unsigned"] = (unsigned, "not signed")
+
     def future(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
         manifest["format_version"] = FORMAT_VERSION + 1
 
@@ -494,7 +537,7 @@ def test_damaged_files_leave_target_untouched(
         session.add(Partnership(name="Only in the target"))
     before = dump(target.engine)
     damaged = _damaged_copies(good, tmp_path)
-    assert {"garbage", "truncated", "tampered", "dangling", "bad-value"} <= set(damaged)
+    assert {"garbage", "truncated", "tampered", "dangling", "bad-value", "forged"} <= set(damaged)
     for name, (path, match) in damaged.items():
         with pytest.raises(BackupError, match=match) as caught:
             import_all(target.engine, path, replace=True)

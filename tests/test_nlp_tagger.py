@@ -151,7 +151,7 @@ def test_rules_algorithm_through_matches() -> None:
 
 
 def test_hostile_regex_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nlp.matching.REGEX_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr("nlp.regexes.REGEX_TIMEOUT_SECONDS", 0.05)
     hostile = theme("regex", regexes=(r"(a|aa)+$",))
     text = "a" * 40 + "!"
     with pytest.raises(TimeoutError):

@@ -11,9 +11,9 @@ import json
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.main import create_app
 from kb.cli import app as cli
 from tests.web_support import PASSWORD, csrf_from, login
+from web.app import create_app
 
 pytest_plugins = ["tests.web_fixtures"]
 

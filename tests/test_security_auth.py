@@ -176,7 +176,7 @@ def test_secret_key_file_is_private_and_stable(web_app) -> None:
     path = get_settings().home / "secret_key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     key = path.read_text()
-    from api.main import create_app
+    from web.app import create_app
 
     create_app()
     assert path.read_text() == key and len(key) >= 32
@@ -196,7 +196,7 @@ def test_deactivated_user_loses_session(clients, engine) -> None:
 
 
 def test_secure_cookie_mode(engine, fast_hashing, web_world) -> None:
-    from api.main import create_app
+    from web.app import create_app
 
     with TestClient(create_app(secure_cookies=True), base_url="https://testserver") as c:
         page = c.get("/login")
@@ -226,7 +226,7 @@ def test_chunked_body_over_the_limit_is_413() -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from web.security import BodySizeLimitMiddleware
+    from api.security import BodySizeLimitMiddleware
 
     async def echo(request: Request) -> PlainTextResponse:
         return PlainTextResponse(str(len(await request.body())))

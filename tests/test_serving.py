@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from api.main import create_app
 from kb.cli import app
-from kb.cli.admin import NoDelayH11Protocol, served_app
+from kb.cli.admin import NoDelayH11Protocol
 from kb.services.search import INDEXES
 from tests.web_support import World
+from web.app import create_app, served_app
 
 pytest_plugins = ["tests.web_fixtures"]
 
@@ -80,7 +80,7 @@ def test_serve_runs_uvicorn_with_the_tuned_options(kb_env, monkeypatch) -> None:
     result = CliRunner().invoke(app, ["serve", "--workers", "2"])
     assert result.exit_code == 0, result.output
     (target,), options = calls[-1]
-    assert target == "kb.cli.admin:served_app" and options["factory"] is True
+    assert target == "web.app:served_app" and options["factory"] is True
     assert options["workers"] == 2 and options["http"] is NoDelayH11Protocol
     assert int(options["timeout_worker_healthcheck"]) >= 30  # type: ignore[call-overload]
 

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.main import create_app
 from kb.config import get_settings
 from kb.services import users
 from tests.web_support import USERS, World, build_world, login
+from web.app import create_app
 
 
 @pytest.fixture

@@ -1,1 +1,1 @@
-"""HTML pages over the same data functions as the API, plus sessions and CSRF (web/security.py)."""
+"""HTML pages over the same data functions as the API, plus sessions and CSRF (api/security.py)."""

@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.routing import NoMatchFound
 
-from web.security import csrf_token
+from api.security import csrf_token
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(

@@ -25,10 +25,10 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep
-from kb.models import BriefingPublic, Role
-from kb.services import audit
+from kb.models import BriefingPublic
 from kb.services.access import Principal
 from kb.services.briefing_export import to_docx, to_html, to_pdf
+from kb.services.briefing_rules import record_export
 from kb.services.briefings import (
     InvalidBriefing,
     build_briefing,
@@ -190,15 +190,8 @@ def edit(
 
 
 def remove(session: Session, principal: Principal, briefing_id: int, *, version: int) -> None:
-    """Only the author or an admin deletes a draft: others may be relying on it.
-
-    The 404 check comes first, so a briefing the caller cannot see is never "forbidden".
-    """
-    briefing = get_briefing(session, principal=principal, briefing_id=briefing_id)
-    if principal.role != Role.ADMIN and briefing.created_by != principal.username:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "only the briefing's author or an admin may delete it"
-        )
+    """Delete a draft; the service says who may (its author or an admin) and a briefing the
+    caller cannot see is "not found", never "forbidden"."""
     delete_briefing(session, principal=principal, briefing_id=briefing_id, expected_version=version)
 
 
@@ -212,15 +205,14 @@ def export_file(session: Session, principal: Principal, briefing_id: int, fmt: s
         writer = to_docx if fmt == "docx" else to_pdf
         with tempfile.TemporaryDirectory(prefix="kb-briefing-") as tmp:
             content = writer(briefing, Path(tmp) / f"briefing.{fmt}").read_bytes()
-    if briefing.restricted:
-        audit.record(
-            session,
-            principal=principal,
-            action="briefing.export",
-            object_type="briefing",
-            object_id=briefing.id,
-            detail={"format": fmt},
-        )
+    record_export(
+        session,
+        principal=principal,
+        briefing_id=briefing.id,
+        fmt=fmt,
+        restricted=briefing.restricted,
+        via="api",
+    )
     return ExportFile(content, FORMATS[fmt], export_filename(briefing, fmt))
 
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentPrincipal, SessionDep
 from kb.models import FindingPublic, RecommendationPublic
-from kb.services import audit
 from kb.services.findings import review_learning, update_finding, update_recommendation
 
 router = APIRouter(tags=["findings"])
@@ -42,17 +41,6 @@ def get_review_learning(
     return review_learning(session, principal=principal, review_id=review_id)
 
 
-def _audited(session: Any, principal: Any, kind: str, row: Any) -> None:
-    audit.record(
-        session,
-        principal=principal,
-        action=f"{kind}.edit",
-        object_type=kind,
-        object_id=row.id,
-        detail={"review": row.review_id},
-    )
-
-
 @router.patch("/findings/{finding_id}", responses=EDIT)
 def patch_finding(
     session: SessionDep, principal: CurrentPrincipal, finding_id: int, body: LearningEdit
@@ -64,7 +52,6 @@ def patch_finding(
         )
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
-    _audited(session, principal, "finding", row)
     return row
 
 
@@ -83,5 +70,4 @@ def patch_recommendation(
         )
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
-    _audited(session, principal, "recommendation", row)
     return row

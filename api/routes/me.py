@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from api.deps import CurrentPrincipal, SessionDep
+from api.security import public_session_info
 from kb.services.users import partnership_name
-from web.security import public_session_info
 
 router = APIRouter(tags=["me"])
 

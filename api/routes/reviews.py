@@ -10,14 +10,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep
-from kb.models import ThemeTagPublic
-from kb.services import audit
+from kb.models import ReviewStatus, ThemeTagPublic
 from kb.services.access import Principal
-from kb.services.reviews import get_review, list_reviews, review_detail, review_summary
+from kb.services.reviews import (
+    list_reviews,
+    review_detail,
+    review_summary,
+    set_review_status,
+)
 from kb.services.tagging import review_tags
 
 router = APIRouter(tags=["reviews"])
@@ -100,22 +104,14 @@ def review_data(
     session: Session, principal: Principal, review_id: int, *, audit_via: str | None
 ) -> dict[str, Any]:
     """review_detail, audited when the review is unpublished or embargoed."""
-    detail = review_detail(session, principal=principal, review_id=review_id)
-    if audit_via:
-        audit.record_review_view(session, principal=principal, review=detail, via=audit_via)
-    return detail
+    return review_detail(session, principal=principal, review_id=review_id, audit_via=audit_via)
 
 
 def tags_data(
     session: Session, principal: Principal, review_id: int, *, audit_via: str | None
 ) -> list[ThemeTagPublic]:
     """review_tags; the evidence quotes the review, so reading it is audited like a view."""
-    tags = review_tags(session, principal=principal, review_id=review_id)
-    if audit_via:
-        review = get_review(session, principal=principal, review_id=review_id)
-        summary = {"id": review.id, "status": review.status}
-        audit.record_review_view(session, principal=principal, review=summary, via=audit_via)
-    return tags
+    return review_tags(session, principal=principal, review_id=review_id, audit_via=audit_via)
 
 
 # --------------------------------------------------------------------------- routes
@@ -144,3 +140,36 @@ def read_review_tags(
 ) -> list[ThemeTagPublic]:
     """Every theme tag on the review's passages, with evidence offsets and decision state."""
     return tags_data(session, principal, review_id, audit_via="api-tags")
+
+
+class ReviewStatusIn(BaseModel):
+    status: ReviewStatus
+    version: int | None = Field(default=None, ge=1, description="Refuse if changed since.")
+
+
+class ReviewStatusOut(BaseModel):
+    id: int
+    status: str
+    version: int
+
+
+@router.post(
+    "/reviews/{review_id}/status",
+    responses={
+        403: {"description": "Not your partnership's review"},
+        404: {"description": "No such review for you"},
+        409: {"description": "Changed since you read it"},
+    },
+)
+def change_review_status(
+    session: SessionDep, principal: CurrentPrincipal, review_id: int, body: ReviewStatusIn
+) -> ReviewStatusOut:
+    """Publish or embargo a review (its partnership's panel or an admin; audited)."""
+    review = set_review_status(
+        session,
+        principal=principal,
+        review_id=review_id,
+        status=body.status,
+        expected_version=body.version,
+    )
+    return ReviewStatusOut(id=review_id, status=str(review.status), version=review.version_id)

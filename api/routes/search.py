@@ -23,13 +23,19 @@ from sqlmodel import Session
 from api.deps import CurrentPrincipal, SessionDep
 from kb.config import Settings
 from kb.models import AgeBand, ReviewType
-from kb.services import audit
 from kb.services.access import Principal
 from kb.services.embedding import embedder_for
 from kb.services.reviews import review_statuses
 from kb.services.search import (
+    MAX_PAGE,
+    MAX_QUERY_CHARS,
+    MAX_TOP,
+    MAX_YEAR,
+    MIN_YEAR,
+    SearchError,
     SearchFilters,
     SearchHit,
+    check_search,
     group_by_review,
     more_like_this,
     search,
@@ -55,14 +61,7 @@ SectionKindParam = Literal[
 ]
 SECTION_KINDS: tuple[str, ...] = get_args(SectionKindParam)
 DEFAULT_TOP = 10
-MAX_TOP = 50
-MAX_PAGE = 20  # deeper pages are better reached with a narrower query or a filter
-MAX_QUERY_CHARS = 4000  # a long pasted paragraph, still comfortably inside a GET URL
-MIN_YEAR, MAX_YEAR = 1900, 2100
-
-
-class SearchError(ValueError):
-    """Input the caller can fix (HTTP 400; the page shows the message beside the form)."""
+__all__ = ["MAX_PAGE", "MAX_QUERY_CHARS", "MAX_TOP", "MAX_YEAR", "MIN_YEAR", "SearchError"]
 
 
 @dataclass(slots=True)
@@ -196,25 +195,20 @@ def theme_groups(settings: Settings) -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 def check(query: SearchQuery, known_themes: dict[str, str]) -> None:
-    """Raise SearchError for input that is well-typed but cannot mean anything."""
-    if query.like is None and not query.q.strip():
-        raise SearchError("give a query (q), a few words or a whole paragraph")
-    if len(query.q) > MAX_QUERY_CHARS:
-        raise SearchError(f"the query is longer than {MAX_QUERY_CHARS} characters")
-    if query.since is not None and query.until is not None and query.since > query.until:
-        raise SearchError(f"the year range {query.since}–{query.until} ends before it starts")
-    unknown = [t for t in query.themes if known_themes and t not in known_themes]
-    if unknown:
-        raise SearchError(f"unknown theme {', '.join(sorted(unknown))}")
-    if not 1 <= query.top <= MAX_TOP:
-        raise SearchError(f"top must be between 1 and {MAX_TOP}")
-    if not 1 <= query.page <= MAX_PAGE:
-        raise SearchError(f"page must be between 1 and {MAX_PAGE}")
-    bad_roles = sorted(set(query.roles) - set(ROLES))
-    if bad_roles:
-        raise SearchError(f"unknown role {', '.join(bad_roles)} (one of {', '.join(ROLES)})")
-    if query.order is not None and query.order not in ORDERS:
-        raise SearchError(f"order must be one of {', '.join(ORDERS)}")
+    """Raise SearchError for input that is well-typed but cannot mean anything (the service's
+    rule, shared with ``kb search``)."""
+    check_search(
+        query=query.q,
+        like=query.like,
+        themes=query.themes,
+        since=query.since,
+        until=query.until,
+        top=query.top,
+        page=query.page,
+        known_themes=known_themes,
+        roles=query.roles,
+        order=query.order,
+    )
 
 
 def search_data(
@@ -257,17 +251,12 @@ def search_data(
     start = query.top * (query.page - 1)
     hits = ranked[start : start + query.top]
     groups = group_by_review(hits)
-    status = review_statuses(
-        session, principal=principal, review_ids=[g["review_id"] for g in groups]
+    status = review_statuses(  # hits quote their reviews: restricted ones count as viewed
+        session,
+        principal=principal,
+        review_ids=[g["review_id"] for g in groups],
+        audit_via=audit_via,
     )
-    if audit_via:  # hits quote their reviews: restricted ones count as viewed
-        for review_id, review_status in status.items():
-            audit.record_review_view(
-                session,
-                principal=principal,
-                review={"id": review_id, "status": review_status},
-                via=audit_via,
-            )
     return SearchResults(
         query=query.q,
         like=query.like,

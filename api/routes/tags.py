@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep
-from kb.models import Role, TagStatus, ThemeTagPublic
-from kb.services import audit
+from kb.models import TagStatus, ThemeTagPublic
 from kb.services.access import Principal
 from kb.services.tagging import decide_tag
 
 router = APIRouter(tags=["tags"])
 
-DECIDERS = (Role.PANEL, Role.ADMIN)
 CONFLICT = {409: {"description": "Someone changed the tag since you read it: reload"}}
 
 
@@ -25,24 +23,14 @@ class TagDecisionIn(BaseModel):
 def decide(
     session: Session, principal: Principal, tag_id: int, status: TagStatus, version: int
 ) -> ThemeTagPublic:
-    """The data function behind the API route and the web form: decide, then audit.
+    """The data function behind the API route and the web form.
 
-    Viewers read; only panel members and admins decide (their decisions train the model).
+    Who may decide (panel of the review's partnership, or an admin) and the audit event live in
+    :func:`kb.services.tagging.decide_tag`, so ``kb tags confirm`` follows the same rule.
     """
-    if principal.role not in DECIDERS:
-        raise HTTPException(403, "only panel members and admins may confirm or reject themes")
-    tag = decide_tag(
+    return decide_tag(
         session, principal=principal, tag_id=tag_id, status=status, expected_version=version
     )
-    audit.record(
-        session,
-        principal=principal,
-        action=f"tag.{'confirm' if status == TagStatus.CONFIRMED else 'reject'}",
-        object_type="theme_tag",
-        object_id=tag.id,
-        detail={"review": tag.review_id, "theme": tag.theme_id, "version": tag.version_id},
-    )
-    return tag
 
 
 @router.post("/tags/{tag_id}/confirm", responses=CONFLICT)

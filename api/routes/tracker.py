@@ -28,7 +28,6 @@ from kb.models import (
     TrainingCoursePublic,
     TrainingSessionPublic,
 )
-from kb.services import audit
 from kb.services.access import Principal
 from kb.services.errors import Conflict
 from kb.services.signals import signals
@@ -127,14 +126,6 @@ def create_action_data(session: Session, principal: Principal, data: ActionCreat
         action = create_action(session, principal=principal, data=data)
     except ValueError as exc:  # unknown theme ids
         raise _bad_request(exc) from exc
-    audit.record(
-        session,
-        principal=principal,
-        action="action.create",
-        object_type="action",
-        object_id=action.id,
-        detail={"version": action.version_id},
-    )
     return action
 
 
@@ -149,14 +140,6 @@ def update_action_data(
         )
     except ValueError as exc:
         raise _bad_request(exc) from exc
-    audit.record(
-        session,
-        principal=principal,
-        action="action.update",
-        object_type="action",
-        object_id=action_id,
-        detail={"version": action.version_id, "status": str(action.status)},
-    )
     return action
 
 
@@ -164,13 +147,6 @@ def delete_action_data(
     session: Session, principal: Principal, action_id: int, version: int
 ) -> None:
     delete_action(session, principal=principal, action_id=action_id, expected_version=version)
-    audit.record(
-        session,
-        principal=principal,
-        action="action.delete",
-        object_type="action",
-        object_id=action_id,
-    )
 
 
 def conflict_response(
@@ -232,14 +208,6 @@ async def import_data(
     with tempfile.TemporaryDirectory(prefix="kb-tracker-") as tmp:
         path, names = await _store(files, Path(tmp), max_bytes)
         counts = import_tracker(session, principal=principal, path=path, names=names)
-    audit.record(
-        session,
-        principal=principal,
-        action="tracker.import",
-        object_type="tracker",
-        object_id=None,
-        detail={k: f"{v['created']}+{v['updated']}" for k, v in counts.items()},
-    )
     return counts
 
 

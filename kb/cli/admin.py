@@ -17,9 +17,9 @@ import typer
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb.cli.common import console, fail, print_json, ready_engine
+from kb.config import get_settings
 from kb.db import session_scope
 from kb.models import Role
-from kb.services import audit
 from kb.services.access import Principal
 from kb.services.users import (
     UserError,
@@ -62,15 +62,12 @@ def users_add(
         validate_password(password)
         with session_scope(ready_engine()) as session:
             user = create_user(
-                session, username=username, password=password, role=role, partnership=partnership
-            )
-            audit.record(
                 session,
-                principal=Principal.system(),
-                action="user.create",
-                object_type="user",
-                object_id=user.id,
-                detail={"username": user.username, "role": user.role},
+                username=username,
+                password=password,
+                role=role,
+                partnership=partnership,
+                actor=Principal.system(),
             )
             name, user_role = user.username, user.role.value
     except UserError as exc:
@@ -84,19 +81,12 @@ def _read_password(password_stdin: bool) -> str:
     return str(typer.prompt("New password", hide_input=True, confirmation_prompt=True))
 
 
-def _account_change(action: str, change: Any) -> str:
-    """Run ``change(session) -> User`` and audit it as ``action``; the user's name, or fail."""
+def _account_change(change: Any) -> str:
+    """Run ``change(session, actor) -> User`` as the operator (audited by the service as an
+    admin named "system"); the user's name, or fail."""
     try:
         with session_scope(ready_engine()) as session:
-            user = change(session)
-            audit.record(
-                session,
-                principal=Principal.system(),
-                action=action,
-                object_type="user",
-                object_id=user.id,
-                detail={"username": user.username},
-            )
+            user = change(session, Principal.system())
             return str(user.username)
     except UserError as exc:
         raise fail(str(exc)) from exc
@@ -112,7 +102,7 @@ def users_passwd(
     """Reset a user's password; their sessions end (people change their own on the web)."""
     password = _read_password(password_stdin)
     name = _account_change(
-        "user.password_reset", lambda s: set_password(s, username=username, password=password)
+        lambda s, actor: set_password(s, username=username, password=password, actor=actor)
     )
     console.print(f"password of {name} reset; their sessions have ended", highlight=False)
 
@@ -122,7 +112,9 @@ def users_disable(
     username: Annotated[str, typer.Argument(help="The account to disable.")],
 ) -> None:
     """Disable an account: its sessions stop working on their next request; data is kept."""
-    name = _account_change("user.disable", lambda s: set_active(s, username=username, active=False))
+    name = _account_change(
+        lambda s, actor: set_active(s, username=username, active=False, actor=actor)
+    )
     console.print(f"disabled {name}", highlight=False)
 
 
@@ -131,7 +123,9 @@ def users_enable(
     username: Annotated[str, typer.Argument(help="The account to enable again.")],
 ) -> None:
     """Enable a disabled account again (the old password still applies)."""
-    name = _account_change("user.enable", lambda s: set_active(s, username=username, active=True))
+    name = _account_change(
+        lambda s, actor: set_active(s, username=username, active=True, actor=actor)
+    )
     console.print(f"enabled {name}", highlight=False)
 
 
@@ -183,8 +177,6 @@ def serve(
     """Serve the web pages and the JSON API (login required for everything)."""
     import uvicorn
 
-    from api.main import create_app
-
     if not _is_loopback(host):
         if not public:
             raise fail(
@@ -198,9 +190,15 @@ def serve(
             highlight=False,
         )
     ready_engine()
+    proxies = ",".join(p.strip() for p in get_settings().trusted_proxies.split(",") if p.strip())
     options: dict[str, Any] = {
         "host": host,
         "port": port,
+        # Forwarded headers only from the configured proxy: otherwise anyone who can reach the
+        # port (a local user, when it listens on loopback) could claim any client address and
+        # reset the login rate limit with each attempt.
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
         "server_header": False,
         "log_level": "info",
         "access_log": True,
@@ -215,29 +213,10 @@ def serve(
         # restart started the warm-up again (seconds-long stalls in benchmarks/load.py).
         "timeout_worker_healthcheck": 60,
     }
-    if workers > 1:  # workers import the app themselves: pass a factory by name
-        factory = "kb.cli.admin:secure_app" if secure_cookies else "kb.cli.admin:served_app"
-        uvicorn.run(factory, factory=True, workers=workers, **options)
-        return
-    uvicorn.run(create_app(secure_cookies=secure_cookies, warm_up=True), **options)
-
-
-def served_app() -> Any:
-    """The app each worker of ``kb serve --workers N`` builds for itself.
-
-    Caches in the app (search index, results) are per worker and keyed by the database's data
-    version, so every worker sees every change.
-    """
-    from api.main import create_app
-
-    return create_app(warm_up=True)
-
-
-def secure_app() -> Any:
-    """The app with Secure cookies: the factory ``kb serve --secure-cookies --workers N`` runs."""
-    from api.main import create_app
-
-    return create_app(secure_cookies=True, warm_up=True)
+    # The app is named, not imported: it lives in web/app.py, above the kb package, and with
+    # --workers each worker process builds its own from the factory anyway.
+    factory = "web.app:secure_app" if secure_cookies else "web.app:served_app"
+    uvicorn.run(factory, factory=True, workers=workers, **options)
 
 
 class NoDelayH11Protocol(H11Protocol):

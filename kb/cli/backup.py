@@ -15,8 +15,6 @@ from rich.progress import Progress as Bar
 from rich.progress import TaskID
 
 from kb.cli.common import console, fail, print_json, progress_bar, ready_engine
-from kb.db import session_scope
-from kb.services import audit
 from kb.services.access import Principal
 from kb.services.backup import (
     BackupError,
@@ -26,6 +24,7 @@ from kb.services.backup import (
     export_all,
     import_all,
     read_manifest,
+    record_backup_event,
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the counts as JSON (stable).")]
@@ -111,15 +110,8 @@ def _advance(bar: Bar, description: str, total: int) -> Progress:
 
 
 def _audit(action: str, summary: BackupSummary, *, replaced: bool | None = None) -> None:
-    detail: dict[str, object] = {"rows": summary.rows, "embeddings": summary.embeddings}
-    if replaced is not None:
-        detail["replaced"] = replaced
-    with session_scope(ready_engine()) as session:
-        audit.record(
-            session,
-            principal=Principal.system(),
-            action=action,
-            object_type="database",
-            object_id=None,
-            detail=detail,
-        )
+    """The operator's backup or restore, audited by the service (as admin "system")."""
+    record_backup_event(
+        ready_engine(), principal=Principal.system(), action=action, summary=summary,
+        replaced=replaced,
+    )  # fmt: skip

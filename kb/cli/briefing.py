@@ -13,6 +13,7 @@ from kb.cli.common import console, fail, print_json, ready_engine
 from kb.db import session_scope
 from kb.services.access import Principal
 from kb.services.briefing_export import SUFFIXES, export, view_of
+from kb.services.briefing_rules import record_export
 from kb.services.briefings import (
     BriefingDraft,
     InvalidBriefing,
@@ -60,12 +61,22 @@ def briefing(
         except (NotFound, InvalidBriefing) as exc:
             raise fail(escape(str(exc))) from exc  # ids typed by the user are not markup
         saved_id = save_briefing(session, principal=principal, draft=draft).id if save else None
+        written = export(draft, out) if out is not None else None
+        if out is not None:
+            record_export(
+                session,
+                principal=principal,
+                briefing_id=saved_id,
+                fmt=out.suffix.lower().lstrip("."),
+                restricted=draft.restricted,
+                via="cli",
+            )
     if draft.restricted:
         console.print("[bold red]RESTRICTED[/]: this briefing quotes unpublished review material")
     if saved_id is not None:
         console.print(f"saved briefing {saved_id}")
     if out is not None:
-        console.print(f"wrote {export(draft, out)}", highlight=False)
+        console.print(f"wrote {written}", highlight=False)
     if json_:
         print_json(cli_json(draft))
     elif out is None:

@@ -13,11 +13,20 @@ from corpus.metadata import ManifestError, load_manifest
 from kb.cli.common import console, fail, print_json, progress_bar, ready_engine, shown
 from kb.config import get_settings
 from kb.db import session_scope
-from kb.models import ReviewStatus, ReviewType
+from kb.models import ReviewStatus, ReviewType, Role
 from kb.services.access import Principal
 from kb.services.analysis import passage_hook
+from kb.services.errors import Conflict, Forbidden
 from kb.services.ingest import IngestOptions, IngestReport, ingest_paths
-from kb.services.reviews import NotFound, list_reviews, review_detail, review_summary
+from kb.services.reviews import (
+    NotFound,
+    list_reviews,
+    review_detail,
+    review_summary,
+    set_review_status,
+)
+from kb.services.uploads import UploadForbidden, check_uploader
+from kb.services.users import UnknownUser, partnership_name, principal_named
 
 reviews_app = typer.Typer(help="List and show reviews.", no_args_is_help=True)
 
@@ -39,10 +48,20 @@ def ingest(
     type_: Annotated[ReviewType | None, typer.Option("--type", help="Review type.")] = None,
     status: Annotated[ReviewStatus | None, typer.Option(help="Publication status.")] = None,
     tag: Annotated[bool, typer.Option(help="Tag themes (and embed) while ingesting.")] = True,
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as-user", help="Ingest for this user (their rules); default: operator."),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text); exits 1 if any file failed."""
-    options = IngestOptions(partnership=partnership, review_type=type_, status=status)
+    principal = _ingesting_principal(as_user)
+    if principal.role == Role.PANEL:  # a panel member's documents are their partnership's
+        with session_scope(ready_engine()) as session:
+            partnership = partnership_name(session, principal.partnership_id)
+    options = IngestOptions(
+        partnership=partnership, review_type=type_, status=status, principal=principal
+    )
     manifests = [manifest] if manifest else _manifests_beside(paths)
     try:
         for found in manifests:
@@ -56,6 +75,19 @@ def ingest(
         _print_report(report)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _ingesting_principal(as_user: str | None) -> Principal:
+    """The operator (admin) by default; ``--as-user`` applies that user's upload rule."""
+    if not as_user:
+        return Principal.system()
+    with session_scope(ready_engine()) as session:
+        try:
+            principal = principal_named(session, as_user)
+            check_uploader(principal)
+        except (UnknownUser, UploadForbidden) as exc:
+            raise fail(str(exc)) from exc
+    return principal
 
 
 def run_ingest(paths: list[Path], options: IngestOptions, *, tag: bool = True) -> IngestReport:
@@ -140,3 +172,34 @@ def reviews_show(review_id: int, json_: JsonFlag = False) -> None:
         out.print(f"\n[bold underline]{section['title'] or '(untitled)'}[/] [{section['kind']}]")
         for passage in section["passages"]:
             out.print(f"  [{passage['id']}] {passage['text']}", highlight=False, markup=False)
+
+
+@reviews_app.command("status")
+def reviews_status(
+    review_id: int,
+    status: Annotated[ReviewStatus, typer.Argument(help="The new publication status.")],
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as-user", help="Act as this user (their rules); default: operator."),
+    ] = None,
+    version: Annotated[int | None, typer.Option(help="Refuse if changed since.")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Change a review's publication status (audited; the only way status changes)."""
+    with session_scope(ready_engine()) as session:
+        try:
+            principal = principal_named(session, as_user) if as_user else Principal.system()
+            review = set_review_status(
+                session,
+                principal=principal,
+                review_id=review_id,
+                status=status,
+                expected_version=version,
+            )
+            out = {"id": review.id, "status": str(review.status), "version": review.version_id}
+        except (NotFound, Forbidden, Conflict, UnknownUser) as exc:
+            raise fail(str(exc)) from exc
+    if json_:
+        print_json(out)
+    else:
+        console.print(f"review {review_id} is now {out['status']}")

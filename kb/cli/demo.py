@@ -12,7 +12,7 @@ from corpus.demo import FILES_DIR, MANIFEST, REALISTIC_DIR, TRACKER
 from corpus.metadata import load_manifest
 from kb.cli.common import console, ready_engine, shown
 from kb.cli.corpus import run_ingest
-from kb.config import get_settings
+from kb.config import get_settings, private_file
 from kb.db import session_scope
 from kb.models import Role
 from kb.services.access import Principal
@@ -79,8 +79,7 @@ def _demo_logins(path: Path) -> None:
                 session, username=username, password=password, role=role, partnership=partnership
             )
             lines.append(f"{username}\t{password}\t{role.value}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
+    private_file(path)  # passwords: this user only
     path.write_text("username\tpassword\trole\n" + "\n".join(lines) + "\n")
     console.print(f"demo logins (also in {path}):")
     for line in lines:

@@ -12,8 +12,14 @@ from kb.db import session_scope
 from kb.models import AgeBand, ReviewStatus, ReviewType
 from kb.services.access import Principal
 from kb.services.reviews import NotFound
-from kb.services.search import SearchFilters, more_like_this, search
-from kb.services.search_learning import ORDERS, ROLES, group_by_case
+from kb.services.search import (
+    SearchError,
+    SearchFilters,
+    check_search,
+    more_like_this,
+    search,
+)
+from kb.services.search_learning import group_by_case
 from kb.services.users import principal_named
 
 
@@ -48,13 +54,20 @@ def search_command(
     """Search passages of all reviews (hybrid BM25 + embeddings), best first."""
     if mode not in ("hybrid", "bm25", "dense"):
         raise fail(f"--mode must be hybrid, bm25 or dense, not {mode!r}")
-    if not query and like is None:
-        raise fail("give a QUERY or --like PASSAGE_ID")
-    if order is not None and order not in ORDERS:
-        raise fail(f"--order must be {' or '.join(ORDERS)}, not {order!r}")
-    unknown = sorted(set(role or []) - set(ROLES))
-    if unknown:
-        raise fail(f"unknown role {', '.join(unknown)} (one of {', '.join(ROLES)})")
+    try:  # the API's rule: same limits, same messages
+        check_search(
+            query=query,
+            like=like,
+            themes=theme or [],
+            since=since,
+            until=until,
+            top=top,
+            known_themes=_known_themes(),
+            roles=role or [],
+            order=order,
+        )
+    except SearchError as exc:
+        raise fail(str(exc)) from exc
     filters = SearchFilters(
         themes=theme or [],
         review_type=type_,
@@ -111,3 +124,12 @@ def search_command(
                     markup=False,
                     highlight=False,
                 )
+
+
+def _known_themes() -> dict[str, str]:
+    """Theme id → label of the configured taxonomy (unknown theme ids are refused)."""
+    from kb.config import get_settings
+    from kb.services.tagging import get_taxonomy
+
+    taxonomy = get_taxonomy(get_settings())
+    return {theme_id: theme.label for theme_id, theme in taxonomy.themes.items()}

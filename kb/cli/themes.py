@@ -17,6 +17,7 @@ from kb.cli.common import console, fail, print_json, progress_bar, ready_engine,
 from kb.db import session_scope
 from kb.models import TagStatus
 from kb.services.access import Principal
+from kb.services.errors import Forbidden
 from kb.services.reviews import NotFound
 from kb.services.tagging import (
     Conflict,
@@ -26,6 +27,7 @@ from kb.services.tagging import (
     review_tags,
     train_model,
 )
+from kb.services.users import principal_named
 from nlp.evaluate import evaluate_tagger, load_gold
 
 tags_app = typer.Typer(
@@ -152,39 +154,63 @@ def tags_list(review_id: int, json_: JsonFlag = False) -> None:
     Console().print(table)
 
 
-def _decide(tag_id: int, status: TagStatus, user: str, version: int | None, json_: bool) -> None:
-    principal = Principal(username=user, role=Principal.system().role)
+def _decide(
+    tag_id: int,
+    status: TagStatus,
+    user: str,
+    as_user: str | None,
+    version: int | None,
+    json_: bool,
+) -> None:
+    """The operator decides as an admin (recorded under ``--user``); ``--as-user`` applies
+    that user's rule exactly as the API would (a viewer is refused, a hidden tag not found)."""
     with session_scope(ready_engine()) as session:
         try:
+            principal = (
+                principal_named(session, as_user)
+                if as_user
+                else Principal(username=user, role=Principal.system().role)
+            )
             result = decide_tag(
                 session, principal=principal, tag_id=tag_id, status=status, expected_version=version
             )
-        except (NotFound, Conflict) as exc:
+        except (NotFound, Conflict, Forbidden) as exc:
             raise fail(str(exc)) from exc
     if json_:
         print_json(result.model_dump(mode="json"))
     else:
-        console.print(f"tag {tag_id} ({result.theme_id}) {status.value} by {user}")
+        console.print(f"tag {tag_id} ({result.theme_id}) {status.value} by {principal.username}")
 
 
 UserOpt = Annotated[str, typer.Option("--user", help="Who decided (kept with the tag).")]
+AsUserOpt = Annotated[
+    str | None, typer.Option("--as-user", help="Decide as this user, under their rules.")
+]
 VersionOpt = Annotated[int | None, typer.Option(help="Refuse if the tag changed since.")]
 
 
 @tags_app.command("confirm")
 def tags_confirm(
-    tag_id: int, user: UserOpt = "cli", version: VersionOpt = None, json_: JsonFlag = False
+    tag_id: int,
+    user: UserOpt = "cli",
+    as_user: AsUserOpt = None,
+    version: VersionOpt = None,
+    json_: JsonFlag = False,
 ) -> None:
     """Confirm a suggested tag (kept through re-tagging; a positive label for training)."""
-    _decide(tag_id, TagStatus.CONFIRMED, user, version, json_)
+    _decide(tag_id, TagStatus.CONFIRMED, user, as_user, version, json_)
 
 
 @tags_app.command("reject")
 def tags_reject(
-    tag_id: int, user: UserOpt = "cli", version: VersionOpt = None, json_: JsonFlag = False
+    tag_id: int,
+    user: UserOpt = "cli",
+    as_user: AsUserOpt = None,
+    version: VersionOpt = None,
+    json_: JsonFlag = False,
 ) -> None:
     """Reject a suggested tag (never suggested again; a negative label for training)."""
-    _decide(tag_id, TagStatus.REJECTED, user, version, json_)
+    _decide(tag_id, TagStatus.REJECTED, user, as_user, version, json_)
 
 
 def retag(

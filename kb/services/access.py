@@ -65,3 +65,16 @@ def can_see(principal: Principal, review: Review) -> bool:
         and principal.partnership_id is not None
         and review.partnership_id == principal.partnership_id
     )
+
+
+def can_edit(principal: Principal, review: Review) -> bool:
+    """Whether ``principal`` may change ``review`` or anything that belongs to it (a new version
+    of its document, its status): an admin, or a panel member of the review's partnership.
+    Seeing a published review is not enough, and neither is being on some other panel."""
+    if principal.role == Role.ADMIN:
+        return True
+    return (
+        principal.role == Role.PANEL
+        and principal.partnership_id is not None
+        and review.partnership_id == principal.partnership_id
+    )

@@ -11,6 +11,11 @@ changes nothing. The file is checked (format version, schema revision, table set
 SHA-256 and row counts) before the database is touched, and every row is written in one
 transaction, so a corrupt file leaves the target as it was.
 
+Why signed: checksums alone prove nothing against someone who edits a table file (adding an
+admin, say) and recomputes them. The manifest, which holds every table file's SHA-256, is
+signed with HMAC-SHA256 under KB_BACKUP_KEY (default: the server's secret key), and a restore
+refuses a file whose signature does not match before reading any row.
+
 Why the file is sensitive: it holds unpublished and embargoed reviews and users' password
 hashes. It is created with mode 0600, and nothing here ever logs or reports row contents (errors
 name a table, a line and a column only).
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -39,13 +45,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
 import kb.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from kb.config import backup_key, get_settings
+from kb.db import session_scope
 from kb.models import utcnow
+from kb.services import audit
+from kb.services.access import Principal
 
 log = logging.getLogger(__name__)
 
 FORMAT = "kb-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest is signed (manifest.hmac)
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.hmac"
 BATCH = 1000
 FILE_MODE = 0o600
 
@@ -53,8 +64,6 @@ FILE_MODE = 0o600
 EXCLUDED_TABLES: dict[str, str] = {
     "data_version": "cache bookkeeping of this database (kb/db.py); restoring an older value "
     "could make a cache serve results from before the restore",
-    "revoked_session": "logged-out session ids, meaningful only with this server's secret key "
-    "and expiring within 8 hours",
 }
 
 #: Columns that can be recomputed from the rest of the row, and may therefore be left out
@@ -186,8 +195,10 @@ def export_all(
     include_embeddings: bool = True,
     overwrite: bool = False,
     progress: Progress | None = None,
+    key: bytes | None = None,
 ) -> BackupSummary:
-    """Write the whole database to ``path`` (a zip, mode 0600) from one consistent snapshot.
+    """Write the whole database to ``path`` (a zip, mode 0600) from one consistent snapshot,
+    its manifest signed with ``key`` (default :func:`kb.config.backup_key`).
 
     The file appears under its name only once complete: it is written to a private temporary
     file beside it and renamed, so an interrupted export never leaves a half backup behind.
@@ -197,6 +208,7 @@ def export_all(
         raise BackupError(f"{path} already exists (pass --force to overwrite it)")
     if not path.parent.is_dir():
         raise BackupError(f"folder {path.parent} does not exist")
+    key = key if key is not None else backup_key(get_settings())
     tables = backup_tables()
     codecs = {t.name: _codecs(t) for t in tables}  # fail on an unknown type before writing
     fd, tmp_name = tempfile.mkstemp(prefix=".kb-backup-", suffix=".tmp", dir=path.parent)
@@ -221,6 +233,7 @@ def export_all(
                     files[table.name] = digest
                 manifest = json.dumps(_manifest(summary, files), indent=2, ensure_ascii=False)
                 archive.writestr(_entry(MANIFEST), manifest)
+                archive.writestr(_entry(SIGNATURE), _signature(manifest.encode(), key))
             raw.flush()
             os.fsync(raw.fileno())
         os.chmod(tmp, FILE_MODE)
@@ -329,10 +342,14 @@ def _revision(conn: Connection) -> str | None:
 # --------------------------------------------------------------------------- import
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of a backup file, checked for format and version (nothing else is read)."""
+def read_manifest(path: Path, *, key: bytes | None = None) -> dict[str, Any]:
+    """The manifest of a backup file, checked for its signature, format and version."""
     with _open_zip(path) as archive:
-        return _checked_manifest(archive)
+        return _checked_manifest(archive, key)
+
+
+def _signature(manifest: bytes, key: bytes) -> str:
+    return hmac.new(key, b"kb-backup\n" + manifest, hashlib.sha256).hexdigest()
 
 
 def import_all(
@@ -341,8 +358,12 @@ def import_all(
     *,
     replace: bool = False,
     progress: Progress | None = None,
+    key: bytes | None = None,
 ) -> BackupSummary:
     """Restore a backup into ``engine``'s database, keeping every primary key.
+
+    The manifest's signature is checked with ``key`` (default :func:`kb.config.backup_key`)
+    first: an edited file, or one signed with another key, is refused before anything is read.
 
     Refuses a file of another format version or schema revision, and a database that already
     holds data unless ``replace`` (then the old rows are deleted in the same transaction). Any
@@ -351,7 +372,7 @@ def import_all(
     path = Path(path)
     tables = backup_tables()
     with _open_zip(path) as archive:
-        manifest = _checked_manifest(archive)
+        manifest = _checked_manifest(archive, key)
         entries = _checked_tables(manifest, tables)
         _verify_members(archive, entries)
         codecs = {t.name: _codecs(t) for t in tables}
@@ -408,13 +429,16 @@ class _open_zip:  # noqa: N801 - used like a function
         self.archive.close()
 
 
-def _checked_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
+def _checked_manifest(archive: zipfile.ZipFile, key: bytes | None) -> dict[str, Any]:
     try:
-        manifest = json.loads(archive.read(MANIFEST))
+        raw = archive.read(MANIFEST)
+        manifest = json.loads(raw)
     except KeyError:
         raise BackupError("not a kb backup file: it has no manifest.json") from None
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise BackupError(f"the backup's manifest is unreadable ({exc})") from None
+    if isinstance(manifest, dict) and manifest.get("format_version") == FORMAT_VERSION:
+        _check_signature(archive, raw, key if key is not None else backup_key(get_settings()))
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError("not a kb backup file: the manifest has another format")
     version = manifest.get("format_version")
@@ -424,6 +448,20 @@ def _checked_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
             f"{FORMAT_VERSION})"
         )
     return manifest
+
+
+def _check_signature(archive: zipfile.ZipFile, manifest: bytes, key: bytes) -> None:
+    try:
+        stored = archive.read(SIGNATURE).decode("ascii", "replace").strip()
+    except KeyError:
+        raise BackupError("the backup is not signed (no manifest.hmac): refusing it") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BackupError(f"the backup's signature is unreadable ({exc})") from None
+    if not hmac.compare_digest(stored, _signature(manifest, key)):
+        raise BackupError(
+            "the backup's signature does not match: it was changed after it was made, or made "
+            "with another KB_BACKUP_KEY / KB_SECRET_KEY; nothing was restored"
+        )
 
 
 def _checked_tables(manifest: dict[str, Any], tables: list[Table]) -> dict[str, dict[str, Any]]:
@@ -583,3 +621,27 @@ def _db_error(exc: SQLAlchemyError) -> str:
     message = str(orig) if orig is not None else type(exc).__name__
     first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
     return f"the database refused the backup, nothing was changed: {first}"
+
+
+def record_backup_event(
+    engine: Engine,
+    *,
+    principal: Principal,
+    action: str,
+    summary: BackupSummary,
+    replaced: bool | None = None,
+) -> None:
+    """Audit a backup or a restore (row counts only) in its own transaction, after the fact:
+    a restore replaces the audit table itself, so the event goes into the restored database."""
+    detail: dict[str, object] = {"rows": summary.rows, "embeddings": summary.embeddings}
+    if replaced is not None:
+        detail["replaced"] = replaced
+    with session_scope(engine) as session:
+        audit.record(
+            session,
+            principal=principal,
+            action=action,
+            object_type="database",
+            object_id=None,
+            detail=detail,
+        )

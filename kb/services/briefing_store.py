@@ -34,6 +34,7 @@ from kb.services.briefing_model import (
     InvalidBriefing,
     new_item,
 )
+from kb.services.briefing_rules import check_may_change
 from kb.services.errors import Conflict
 from kb.services.reviews import NotFound
 
@@ -112,6 +113,7 @@ def update_briefing(
     an unpublished one makes the briefing restricted, and a restricted briefing stays restricted.
     """
     row = _load(session, principal, briefing_id)
+    check_may_change(principal, row.created_by, "edit")
     values: dict[str, Any] = {"updated_at": utcnow(), "version_id": Briefing.version_id + 1}
     if title is not None:
         values["title"] = _valid_title(title)
@@ -143,8 +145,9 @@ def delete_briefing(
     session: Session, *, principal: Principal, briefing_id: int, expected_version: int
 ) -> None:
     """Delete a saved briefing the principal may see, under the same optimistic lock as edits,
-    so nobody deletes changes they have not seen. Who may delete is the caller's rule."""
-    _load(session, principal, briefing_id)
+    so nobody deletes changes they have not seen. Only its author or an admin may delete it."""
+    row = _load(session, principal, briefing_id)
+    check_may_change(principal, row.created_by, "delete")
     result = session.execute(
         delete(Briefing)
         .where(col(Briefing.id) == briefing_id)

@@ -19,6 +19,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from kb.models import (
+    MAX_TEXT,
     ActionRecommendationLink,
     Finding,
     FindingPublic,
@@ -28,6 +29,7 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
+from kb.services import audit
 from kb.services.access import Principal
 from kb.services.reviews import NotFound, get_review
 from kb.services.tracker import check_may_edit, check_themes
@@ -303,6 +305,8 @@ def _edit(
     except NotFound as exc:
         raise NotFound(f"{what} {row_id} not found") from exc
     check_may_edit(principal, review.partnership_id)
+    if text is not None and len(text) > MAX_TEXT:
+        raise ValueError(f"the text is longer than {MAX_TEXT} characters")
     if text is not None:
         if not text.strip():
             raise ValueError(f"{what} text cannot be empty")
@@ -312,6 +316,14 @@ def _edit(
     row.edited = True
     session.add(row)
     session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action=f"{what}.edit",
+        object_type=what,
+        object_id=row.id,
+        detail={"review": row.review_id},
+    )
     return row
 
 

@@ -4,17 +4,28 @@ Why one transaction per document: a failure (a corrupt file, a crash, Ctrl-C) mu
 half a document behind, and one bad file must not stop a run of hundreds. Why a content hash:
 re-ingesting the same bytes must change nothing, while a changed file with the same name is a
 new version of the same document whose reviews keep their identity (and their tracker links).
+
+Why a name alone is not an identity: two partnerships may both upload ``report.md``, and a hostile
+uploader may pick the name of someone else's embargoed review. A file is a new version of a
+previous document only when that document's review belongs to the same partnership and the
+uploader may edit it; otherwise it is a new document. A new version never changes an existing
+review's partnership or status: publishing is its own audited action
+(:func:`kb.services.reviews.set_review_status`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text as sql_text
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from corpus.cases import CaseSummary, find_case_summaries
@@ -35,6 +46,7 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
+from kb.services.access import Principal, can_edit
 from kb.services.cases import match_cases
 from kb.services.findings import detach_passages, extract_findings
 from kb.services.roles import assign_roles, person_roles
@@ -54,6 +66,8 @@ class IngestOptions:
     partnership: str | None = None
     review_type: ReviewType | None = None
     status: ReviewStatus | None = None
+    #: Who is ingesting: a previous version is only superseded if they may edit its review.
+    principal: Principal = field(default_factory=Principal.system)
 
     def type_source(self, path: Path) -> str:
         """Where the document's kind comes from: a corrected kind survives re-ingest."""
@@ -91,8 +105,15 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[dict[str, str]
     skipped: list[dict[str, str]] = []
     for path in paths:
         if path.is_dir():
+            root = path.resolve()
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if child.name.startswith(".") or child.name in MANIFEST_NAMES:
+                    continue
+                if not child.resolve().is_relative_to(root):
+                    # A link out of the folder (to /etc/passwd, another partnership's share):
+                    # the operator asked for this folder's files, nothing else.
+                    reason = "a symbolic link to a file outside the folder"
+                    skipped.append({"path": str(child), "reason": reason})
                     continue
                 if child.suffix.lower() in SUPPORTED_SUFFIXES:
                     files.append(child)
@@ -123,14 +144,7 @@ def ingest_paths(
     for index, path in enumerate(files, start=1):
         try:
             extracted = read_document(path, max_bytes=max_bytes)
-            with session_scope(engine) as session:
-                outcome = _ingest_one(
-                    session,
-                    extracted,
-                    options.overrides_for(path),
-                    on_passages,
-                    options.type_source(path),
-                )
+            outcome = _ingest_with_retry(engine, extracted, options, path, on_passages)
             if outcome.get("skipped"):
                 report.skipped.append({"path": str(path), "reason": outcome["skipped"]})
             else:
@@ -143,6 +157,46 @@ def ingest_paths(
         if progress:
             progress(index, len(files), path)
     return report
+
+
+class _Raced(RuntimeError):
+    """Another ingest superseded the same previous version first: start this file again."""
+
+
+def _ingest_with_retry(
+    engine: Engine,
+    extracted: ExtractedDocument,
+    options: IngestOptions,
+    path: Path,
+    on_passages: PassageHook | None,
+) -> dict[str, Any]:
+    """One document's transaction, retried when a concurrent ingest of the same name won.
+
+    The same bytes stored concurrently under another name hit the unique content hash: that is
+    "already ingested", said cleanly instead of the database's IntegrityError text.
+    """
+    for _attempt in range(3):
+        try:
+            with session_scope(engine) as session:
+                return _ingest_one(
+                    session,
+                    extracted,
+                    options.overrides_for(path),
+                    on_passages,
+                    options.principal,
+                    options.type_source(path),
+                )
+        except _Raced:
+            continue
+        except IntegrityError:
+            with Session(engine) as session:
+                found = session.exec(
+                    select(Document.id).where(Document.sha256 == extracted.sha256)
+                ).first()
+            if found is None:
+                raise
+            return {"skipped": f"already ingested as document {found}"}
+    raise RuntimeError("the document kept changing under a concurrent ingest; try again")
 
 
 def _describe(exc: Exception) -> str:
@@ -160,14 +214,20 @@ def _ingest_one(
     doc: ExtractedDocument,
     overrides: dict[str, Any],
     on_passages: PassageHook | None,
+    principal: Principal,
     type_source: str = "inferred",
 ) -> dict[str, Any]:
+    _lock_name(session, doc.path.name)
     existing = session.exec(select(Document).where(Document.sha256 == doc.sha256)).first()
     if existing is not None:
         return {"skipped": f"already ingested as document {existing.id}"}
-    previous = session.exec(
-        select(Document).where(Document.source_name == doc.path.name, col(Document.is_current))
-    ).first()
+    meta = apply_overrides(infer_metadata(doc.text, doc.path.name), overrides)
+    for warning in meta.warnings:
+        log.warning("%s", warning)
+    partnership = _partnership(session, meta.partnership)
+    previous = _previous_version(
+        session, doc.path.name, partnership.id if partnership else None, principal
+    )
     document = Document(
         source_name=doc.path.name,
         format=doc.format,
@@ -181,10 +241,6 @@ def _ingest_one(
     session.add(document)
     session.flush()
     sections = segment(doc)
-    meta = apply_overrides(infer_metadata(doc.text, doc.path.name), overrides)
-    for warning in meta.warnings:
-        log.warning("%s", warning)
-    partnership = _partnership(session, meta.partnership)
     cases = (
         find_case_summaries(doc, sections) if meta.review_type == ReviewType.ANNUAL_REPORT else []
     )
@@ -223,6 +279,45 @@ def _ingest_one(
     if meta.warnings:
         outcome["warnings"] = list(meta.warnings)
     return outcome
+
+
+def _lock_name(session: Session, name: str) -> None:
+    """Serialise ingests of one file name until this transaction ends.
+
+    Two same-named uploads at once must not both become the current version. PostgreSQL takes
+    an advisory lock keyed by the name; SQLite has one writer at a time, and a first statement
+    that writes (matching no row) makes this transaction that writer before it reads anything.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        session.execute(sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(sql_text("UPDATE document SET version = version WHERE 1 = 0"))
+
+
+def _previous_version(
+    session: Session, name: str, partnership_id: int | None, principal: Principal
+) -> Document | None:
+    """The current document this file is a new version of, or None for a new document.
+
+    Same name, same partnership (of the document's own review), and an uploader who may edit
+    that review: anything else is someone else's document that merely shares a name.
+    """
+    candidates = session.exec(
+        select(Document, Review)
+        .join(Review, col(Review.document_id) == Document.id)
+        .where(
+            Document.source_name == name,
+            col(Document.is_current),
+            col(Review.parent_review_id).is_(None),
+        )
+        .order_by(col(Document.id), col(Review.id))
+    ).all()
+    for document, review in candidates:
+        if review.partnership_id == partnership_id and can_edit(principal, review):
+            return document
+    return None
 
 
 def _partnership(session: Session, name: str | None) -> Partnership | None:
@@ -328,7 +423,13 @@ def _supersede(
     links to findings and actions survive. Human tag decisions are collected so they can be
     re-applied to passages whose text did not change.
     """
-    previous.is_current = False
+    retired = session.execute(
+        update(Document)
+        .where(col(Document.id) == previous.id, col(Document.is_current))
+        .values(is_current=False)
+    )
+    if retired.rowcount != 1:  # type: ignore[attr-defined]
+        raise _Raced(previous.source_name)
     old_reviews = session.exec(select(Review).where(Review.document_id == previous.id)).all()
     by_name = {r.pseudonym: r for r in old_reviews}
     decided = session.exec(
@@ -349,8 +450,10 @@ def _supersede(
         if old is None:
             kept.append(review)
             continue
+        # Partnership and status are the review's own: publishing is a separate audited action.
         # A person's kind correction and case links outlive the text they were made on.
-        keep = {"id", "created_at", "version_id", "case_id", "case_source"}
+        keep = {"id", "created_at", "version_id", "partnership_id", "status"}
+        keep |= {"case_id", "case_source"}
         if old.type_source == "person" and review.type_source == "inferred":
             keep |= {"type", "type_source"}
         for name, value in review.model_dump(exclude=keep).items():

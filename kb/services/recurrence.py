@@ -13,7 +13,6 @@ report itself would count every theme a second time.
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date
@@ -29,6 +28,7 @@ from kb.models import REVIEW_KINDS, Partnership, Review, ReviewType, TagStatus, 
 from kb.services.access import Principal, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.cases import case_keys
+from kb.services.spreadsheet import append_row, write_csv
 from kb.services.tracker import theme_labels
 
 
@@ -276,13 +276,12 @@ def export_recurrence(data: dict[str, Any], path: Path) -> Path:
         sheet = workbook.active
         sheet.title = "Matrix" if "years" in data else "Recurrence"  # type: ignore[union-attr]
         for row in rows:
-            sheet.append(row)  # type: ignore[union-attr]
+            append_row(sheet, row)  # type: ignore[arg-type]
         for cell in sheet[1]:  # type: ignore[index]
             cell.font = Font(bold=True)
         workbook.save(path)
     elif path.suffix.lower() == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerows(rows)
+        write_csv(path, rows)
     else:
         raise ValueError(f"cannot export to {path.name}: use .csv or .xlsx")
     return path

@@ -6,9 +6,11 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from kb.models import Partnership, Passage, Review, ReviewPublic
-from kb.services.access import Principal, can_see, visibility_key, visible_reviews
+from kb.models import Partnership, Passage, Review, ReviewPublic, ReviewStatus
+from kb.services import audit
+from kb.services.access import Principal, can_edit, can_see, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
+from kb.services.errors import Conflict, Forbidden
 
 
 class NotFound(LookupError):
@@ -47,9 +49,51 @@ def get_review(session: Session, *, principal: Principal, review_id: int) -> Rev
     return review
 
 
-def review_detail(session: Session, *, principal: Principal, review_id: int) -> dict[str, Any]:
-    """A review with its sections and passages in reading order."""
+def set_review_status(
+    session: Session,
+    *,
+    principal: Principal,
+    review_id: int,
+    status: ReviewStatus,
+    expected_version: int | None = None,
+) -> Review:
+    """Change a review's publication status: its own audited action, never a side effect.
+
+    Why not part of ingest: publishing (or embargoing) decides who may read a review, so it is
+    done deliberately by a panel member of the review's partnership or an admin, and recorded.
+    Hidden reviews are NotFound; visible ones the principal may not edit are Forbidden.
+    """
     review = get_review(session, principal=principal, review_id=review_id)
+    if not can_edit(principal, review):
+        raise Forbidden("only the review's own panel or an admin may change its status")
+    if expected_version is not None and review.version_id != expected_version:
+        raise Conflict(f"review {review_id} changed since you read it: reload and try again")
+    previous = review.status
+    if previous != status:
+        review.status = status
+        review.version_id += 1
+        session.add(review)
+        session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action="review.status",
+        object_type="review",
+        object_id=review.id,
+        detail={"from": str(previous), "to": str(status), "version": review.version_id},
+    )
+    return review
+
+
+def review_detail(
+    session: Session, *, principal: Principal, review_id: int, audit_via: str | None = None
+) -> dict[str, Any]:
+    """A review with its sections and passages in reading order; reading a restricted one is
+    audited when ``audit_via`` names the channel (api, web, ...)."""
+    review = get_review(session, principal=principal, review_id=review_id)
+    if audit_via:
+        summary = {"id": review.id, "status": review.status}
+        audit.record_review_view(session, principal=principal, review=summary, via=audit_via)
     passages = session.exec(
         select(Passage).where(Passage.review_id == review.id).order_by(col(Passage.order))
     ).all()
@@ -160,9 +204,12 @@ def _review_facets(session: Session, principal: Principal) -> dict[str, list[Any
 
 
 def review_statuses(
-    session: Session, *, principal: Principal, review_ids: list[int]
+    session: Session, *, principal: Principal, review_ids: list[int], audit_via: str | None = None
 ) -> dict[int, str]:
-    """Review id → status for many reviews in one query; NotFound if any is hidden or gone."""
+    """Review id → status for many reviews in one query; NotFound if any is hidden or gone.
+
+    With ``audit_via``, each restricted one counts as viewed (search hits quote their reviews).
+    """
     rows = session.exec(
         select(Review.id, Review.status).where(
             col(Review.id).in_(review_ids), visible_reviews(principal)
@@ -172,4 +219,8 @@ def review_statuses(
     missing = [rid for rid in review_ids if rid not in found]
     if missing:
         raise NotFound(f"review {missing[0]} not found")
+    if audit_via:
+        for rid, status in found.items():
+            review = {"id": rid, "status": status}
+            audit.record_review_view(session, principal=principal, review=review, via=audit_via)
     return found

@@ -32,12 +32,14 @@ from kb.models import (
     TagStatus,
     ThemeTag,
 )
-from kb.services.access import Principal, visibility_key, visible_reviews
+from kb.services.access import Principal, can_see, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.embedding import embedder_for, from_bytes, reembed_stale
-from kb.services.reviews import NotFound, get_review
+from kb.services.reviews import NotFound
 from kb.services.search_learning import (
     LEARNING_POOL,
+    ORDERS,
+    ROLES,
     SIMILARITY_FLOOR,
     Order,
     above_floor,
@@ -49,6 +51,56 @@ from kb.services.search_learning import (
 from nlp.embeddings import Embedder
 from nlp.ranking import HybridIndex, Mode
 from nlp.snippets import make_snippet
+
+#: Input limits every caller shares (API, web form, ``kb search``).
+MAX_TOP = 50
+MAX_PAGE = 20  # deeper pages are better reached with a narrower query or a filter
+MAX_QUERY_CHARS = 4000  # a long pasted paragraph, still comfortably inside a GET URL
+MIN_YEAR, MAX_YEAR = 1900, 2100
+
+
+class SearchError(ValueError):
+    """Search input the caller can fix (HTTP 400, a message beside the form, exit code 1)."""
+
+
+def check_search(
+    *,
+    query: str,
+    like: int | None,
+    themes: list[str],
+    since: int | None,
+    until: int | None,
+    top: int,
+    page: int = 1,
+    known_themes: dict[str, str] | None = None,
+    roles: list[str] | None = None,
+    order: str | None = None,
+) -> None:
+    """Raise SearchError for input that is well-typed but cannot mean anything.
+
+    One function so the API, the page and ``kb search`` accept and refuse the same things.
+    """
+    if like is None and not query.strip():
+        raise SearchError("give a query (q), a few words or a whole paragraph")
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchError(f"the query is longer than {MAX_QUERY_CHARS} characters")
+    for year in (since, until):
+        if year is not None and not MIN_YEAR <= year <= MAX_YEAR:
+            raise SearchError(f"{year} is not a plausible year")
+    if since is not None and until is not None and since > until:
+        raise SearchError(f"the year range {since}–{until} ends before it starts")
+    unknown = [t for t in themes if known_themes and t not in known_themes]
+    if unknown:
+        raise SearchError(f"unknown theme {', '.join(sorted(unknown))}")
+    if not 1 <= top <= MAX_TOP:
+        raise SearchError(f"top must be between 1 and {MAX_TOP}")
+    if not 1 <= page <= MAX_PAGE:
+        raise SearchError(f"page must be between 1 and {MAX_PAGE}")
+    bad_roles = sorted(set(roles or []) - set(ROLES))
+    if bad_roles:
+        raise SearchError(f"unknown role {', '.join(bad_roles)} (one of {', '.join(ROLES)})")
+    if order is not None and order not in ORDERS:
+        raise SearchError(f"order must be one of {', '.join(ORDERS)}")
 
 
 @dataclass(slots=True)
@@ -358,9 +410,9 @@ def more_like_this(
 ) -> list[SearchHit]:
     """Passages most like a given one, among those the principal may see."""
     passage = session.get(Passage, passage_id)
-    if passage is None:
-        raise NotFound(f"passage {passage_id} not found")
-    get_review(session, principal=principal, review_id=passage.review_id)
+    review = session.get(Review, passage.review_id) if passage is not None else None
+    if passage is None or review is None or not can_see(principal, review):
+        raise NotFound(f"passage {passage_id} not found")  # hidden answers like missing
     embedder = embedder or embedder_for()
     index = INDEXES.get(session.get_bind(), embedder, session)  # type: ignore[arg-type]
     allowed = allowed_passages(session, principal=principal, filters=filters or SearchFilters())

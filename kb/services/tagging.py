@@ -20,9 +20,10 @@ from sqlmodel import Session, col, select
 
 from kb.config import Settings, get_settings
 from kb.db import session_scope
-from kb.models import Passage, Review, TagStatus, ThemeTag, ThemeTagPublic, utcnow
-from kb.services.access import Principal
-from kb.services.errors import Conflict
+from kb.models import Passage, Review, Role, TagStatus, ThemeTag, ThemeTagPublic, utcnow
+from kb.services import audit
+from kb.services.access import Principal, can_edit, can_see
+from kb.services.errors import Conflict, Forbidden
 from kb.services.reviews import NotFound, get_review
 from nlp.classifier import (
     LabelledExample,
@@ -156,9 +157,13 @@ def decide_tag(
     let two deciders who read the same version both pass the check and both write.
     """
     tag = session.get(ThemeTag, tag_id)
-    if tag is None:
-        raise NotFound(f"tag {tag_id} not found")
-    get_review(session, principal=principal, review_id=tag.review_id)  # access check
+    review = session.get(Review, tag.review_id) if tag is not None else None
+    if tag is None or review is None or not can_see(principal, review):
+        raise NotFound(f"tag {tag_id} not found")  # a hidden tag answers like a missing one
+    if principal.role not in (Role.PANEL, Role.ADMIN):
+        raise Forbidden("only panel members and admins may confirm or reject themes")
+    if not can_edit(principal, review):
+        raise Forbidden("panel members may only decide themes of their own partnership's reviews")
     guard = [col(ThemeTag.id) == tag_id]
     if expected_version is not None:
         guard.append(col(ThemeTag.version_id) == expected_version)
@@ -179,12 +184,32 @@ def decide_tag(
             f"tag {tag_id} was changed by {tag.decided_by or 'someone else'} "
             f"(version {tag.version_id}, you had {expected_version}); reload and try again"
         )
+    audit.record(
+        session,
+        principal=principal,
+        action=f"tag.{'confirm' if status == TagStatus.CONFIRMED else 'reject'}",
+        object_type="theme_tag",
+        object_id=tag.id,
+        detail={"review": tag.review_id, "theme": tag.theme_id, "version": tag.version_id},
+    )
     return ThemeTagPublic.model_validate(tag)
 
 
-def review_tags(session: Session, *, principal: Principal, review_id: int) -> list[ThemeTagPublic]:
-    """All tags on a review's passages (suggested, confirmed and rejected)."""
-    get_review(session, principal=principal, review_id=review_id)
+def may_decide(session: Session, *, principal: Principal, review_id: int) -> bool:
+    """Whether decision buttons should be offered on a review (the rule of :func:`decide_tag`)."""
+    review = session.get(Review, review_id)
+    return review is not None and can_see(principal, review) and can_edit(principal, review)
+
+
+def review_tags(
+    session: Session, *, principal: Principal, review_id: int, audit_via: str | None = None
+) -> list[ThemeTagPublic]:
+    """All tags on a review's passages (suggested, confirmed and rejected). Their evidence
+    quotes the review, so with ``audit_via`` reading them is audited like a view."""
+    review = get_review(session, principal=principal, review_id=review_id)
+    if audit_via:
+        summary = {"id": review.id, "status": review.status}
+        audit.record_review_view(session, principal=principal, review=summary, via=audit_via)
     tags = session.exec(
         select(ThemeTag).where(ThemeTag.review_id == review_id).order_by(col(ThemeTag.id))
     ).all()

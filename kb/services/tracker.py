@@ -22,6 +22,7 @@ from sqlmodel import Session, col, delete, select
 
 from kb.models import (
     Action,
+    ActionBase,
     ActionCourseLink,
     ActionCreate,
     ActionPublic,
@@ -42,9 +43,11 @@ from kb.models import (
     TrainingSessionPublic,
     TrainingSessionUpdate,
 )
+from kb.services import audit
 from kb.services.access import Principal, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.errors import Conflict, Forbidden
+from kb.services.limits import check_lengths
 from kb.services.reviews import NotFound
 
 # Used only when nlp.taxonomy cannot be imported: the 27 shared core ids (docs/THEMES.md).
@@ -322,6 +325,7 @@ def create_action(session: Session, *, principal: Principal, data: ActionCreate)
     rule is checked on that partnership: a panel member cannot create another's action by
     linking it to that partnership's published recommendations."""
     check_may_edit(principal, data.partnership_id)
+    check_lengths(ActionBase, data.model_dump())
     recs = _check_recommendations(session, principal, data.recommendation_ids)
     themes = check_themes(data.theme_ids)
     _check_ref_free(session, data.ref)
@@ -334,6 +338,14 @@ def create_action(session: Session, *, principal: Principal, data: ActionCreate)
     session.flush()
     _set_action_links(session, action.id, recs, themes)  # type: ignore[arg-type]
     session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action="action.create",
+        object_type="action",
+        object_id=action.id,
+        detail={"version": action.version_id},
+    )
     return get_action(session, principal=principal, action_id=action.id)  # type: ignore[arg-type]
 
 
@@ -399,6 +411,7 @@ def update_action(
         _check_partnership(session, data.partnership_id)
     _locked(session, action, expected_version, f"action {action.ref}")
     changes = data.model_dump(exclude_unset=True)
+    check_lengths(ActionUpdate, changes)
     recs = changes.pop("recommendation_ids", None)
     themes = changes.pop("theme_ids", None)
     if recs is not None:
@@ -410,6 +423,14 @@ def update_action(
     session.add(action)
     _set_action_links(session, action_id, recs, themes)
     session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action="action.update",
+        object_type="action",
+        object_id=action_id,
+        detail={"version": action.version_id, "status": str(action.status)},
+    )
     return get_action(session, principal=principal, action_id=action_id)
 
 
@@ -426,6 +447,13 @@ def delete_action(
         session.exec(delete(link).where(col(link.action_id) == action_id))  # type: ignore[call-overload]
     session.delete(action)
     session.flush()
+    audit.record(
+        session,
+        principal=principal,
+        action="action.delete",
+        object_type="action",
+        object_id=action_id,
+    )
 
 
 # --------------------------------------------------------------------------- training

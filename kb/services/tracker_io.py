@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils.datetime import from_excel
 from openpyxl.utils.exceptions import InvalidFileException
@@ -33,6 +32,7 @@ from sqlmodel import Session, col, select
 
 from kb.models import (
     Action,
+    ActionBase,
     ActionCourseLink,
     ActionRecommendationLink,
     ActionStatus,
@@ -44,9 +44,13 @@ from kb.models import (
     Review,
     ReviewType,
     TrainingCourse,
+    TrainingCourseBase,
     TrainingSession,
 )
+from kb.services import audit
 from kb.services.access import Principal, visible_reviews
+from kb.services.limits import too_long
+from kb.services.spreadsheet import append_row, csv_unquote, write_csv
 from kb.services.tracker import (
     check_may_edit,
     edit_refusal,
@@ -163,7 +167,8 @@ def _read_csvs(path: Path) -> dict[str, Sheet]:
         try:
             with file.open(newline="", encoding="utf-8-sig") as fh:
                 sheets[name] = _sheet(
-                    name, [[c if c != "" else None for c in r] for r in csv.reader(fh)]
+                    name,
+                    [[csv_unquote(c) if c != "" else None for c in r] for r in csv.reader(fh)],
                 )
         except UNREADABLE as exc:  # say which of several CSV files is broken
             raise _Unreadable(file, _reason(exc)) from exc
@@ -486,9 +491,26 @@ def _action_rows(ctx: _Context, sheet: Sheet, refs: dict[int, str]) -> list[_Row
             "recs": recs or [],
             "themes": cell("Themes", themes) or [],
         }
+        _check_lengths(ctx, ACTIONS, number, ActionBase, {**fields, "ref": ref})
         if ref:
             rows.append(_Row(ref, fields, links))
     return rows
+
+
+#: Which sheet column each length-limited field comes from (for the problem message).
+_COLUMN_OF = {
+    "ref": "Ref", "description": "Action", "agency": "Agency", "owner": "Owner",
+    "impact_evidence": "Evidence of impact", "title": "Course", "provider": "Provider",
+}  # fmt: skip
+
+
+def _check_lengths(
+    ctx: _Context, sheet: str, number: int, model: type[Any], fields: Mapping[str, Any]
+) -> None:
+    """A problem for every cell longer than its field allows (the whole import is refused)."""
+    for name, limit in too_long(model, fields):
+        column = "Description" if sheet == TRAINING and name == "description" else _COLUMN_OF[name]
+        ctx.problem(sheet, number, column, f"longer than {limit} characters")
 
 
 def _partnership_of(reviews: list[Review]) -> int | None:
@@ -547,6 +569,7 @@ def _course_rows(
             "themes": cell("Themes", themes) or [],
             "actions": cell("Linked actions", linked) or [],
         }
+        _check_lengths(ctx, TRAINING, number, TrainingCourseBase, {**fields, "ref": ref})
         if ref:
             rows.append(_Row(ref, fields, links))
     return rows
@@ -693,7 +716,16 @@ def import_tracker(
     )
     if ctx.problems:
         raise TrackerImportError(ctx.problems)
-    return _write(session, principal, actions, courses, sessions)
+    counts = _write(session, principal, actions, courses, sessions)
+    audit.record(
+        session,
+        principal=principal,
+        action="tracker.import",
+        object_type="tracker",
+        object_id=None,
+        detail={k: f"{v['created']}+{v['updated']}" for k, v in counts.items()},
+    )
+    return counts
 
 
 # --------------------------------------------------------------------------- export
@@ -794,12 +826,7 @@ def _write_csvs(tables: dict[str, list[list[Any]]], path: Path) -> list[Path]:
     if not path.is_dir():
         targets[ACTIONS] = path
     for name, target in targets.items():
-        with target.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            for row in tables[name]:
-                writer.writerow(
-                    ["" if v is None else v.isoformat() if isinstance(v, date) else v for v in row]
-                )
+        write_csv(target, tables[name])
     return list(targets.values())
 
 
@@ -809,9 +836,7 @@ def _write_xlsx(tables: dict[str, list[list[Any]]], path: Path) -> None:
     for name, rows in tables.items():
         ws = workbook.create_sheet(name)
         for row in rows:
-            # Control characters typed or pasted into a field are legal in the database but
-            # not in a worksheet: drop them rather than fail the whole export.
-            ws.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row])
+            append_row(ws, row)  # text stays text: never a formula
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for column in ws.columns:

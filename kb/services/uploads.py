@@ -15,15 +15,16 @@ import tempfile
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from kb.config import Settings
 from kb.db import session_scope
-from kb.models import ReviewStatus, Role
+from kb.models import AuditEvent, ReviewStatus, Role, utcnow
 from kb.services import audit
 from kb.services.access import Principal
 from kb.services.users import partnership_name
@@ -39,6 +40,10 @@ class UploadError(ValueError):
 
 class UploadTooLarge(UploadError):
     """A file is bigger than KB_MAX_FILE_MB."""
+
+
+class UploadQuotaExceeded(UploadError):
+    """The uploader sent more than KB_MAX_UPLOAD_MB_PER_DAY in the last 24 hours."""
 
 
 class UploadForbidden(PermissionError):
@@ -155,6 +160,11 @@ def ingest_upload(
     server paths, and say "already ingested" without the id of a document that may be hidden.
     """
     check_uploader(principal)
+    try:
+        _count_against_quota(engine, principal, batch, settings)
+    except UploadQuotaExceeded:
+        batch.cleanup()
+        raise
     # Imported here: ingest and analysis pull in spaCy and the embedding model, which pages
     # that never upload should not pay for at start-up.
     from kb.services.analysis import passage_hook
@@ -163,7 +173,7 @@ def ingest_upload(
     if principal.role == Role.PANEL:
         with Session(engine) as session:
             partnership = partnership_name(session, principal.partnership_id)
-    options = IngestOptions(partnership=partnership or None, status=status)
+    options = IngestOptions(partnership=partnership or None, status=status, principal=principal)
     try:
         report = ingest_paths(
             engine=engine,
@@ -199,6 +209,48 @@ def ingest_upload(
                 detail={"reviews": item["reviews"]},
             )
     return result
+
+
+QUOTA_WINDOW = timedelta(hours=24)
+
+
+def _count_against_quota(
+    engine: Engine, principal: Principal, batch: UploadBatch, settings: Settings
+) -> None:
+    """Refuse a batch that takes the uploader past KB_MAX_UPLOAD_MB_PER_DAY, else record it.
+
+    Why: one account (or a stolen session) must not fill the disk and the ingest workers for
+    everyone. Every batch received counts, whether or not its files ingest; the record is an
+    audit event (bytes only) in its own transaction, so it holds on every worker and restart.
+    """
+    size = sum(f.path.stat().st_size for f in batch.files)
+    limit = settings.max_upload_mb_per_day * 1_000_000
+    since = utcnow() - QUOTA_WINDOW
+    with session_scope(engine) as session:
+        details = session.exec(
+            select(AuditEvent.detail).where(
+                AuditEvent.action == "document.receive",
+                AuditEvent.username == principal.username,
+                col(AuditEvent.at) >= since,
+            )
+        ).all()
+        used = sum(int(m[1]) for d in details if d and (m := _BYTES.search(d)))
+        if used + size > limit:
+            raise UploadQuotaExceeded(
+                f"upload limit reached: at most {settings.max_upload_mb_per_day} MB per user in "
+                f"24 hours ({used // 1_000_000} MB used)"
+            )
+        audit.record(
+            session,
+            principal=principal,
+            action="document.receive",
+            object_type="upload",
+            object_id=None,
+            detail={"bytes": size, "files": len(batch.files)},
+        )
+
+
+_BYTES = re.compile(r"(?:^| )bytes=(\d+)(?: |$)")
 
 
 def _names(stored: StoredFile | None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlmodel import Session, col, delete, select
 
 from kb.models import Partnership, RevokedSession, Role, User, utcnow
+from kb.services import audit
 from kb.services.access import Principal
 from kb.services.reviews import NotFound
 
@@ -73,6 +74,7 @@ def create_user(
     password: str,
     role: Role | str,
     partnership: str | None = None,
+    actor: Principal | None = None,
 ) -> User:
     """Create a user; panel members must belong to a partnership (its reviews are theirs).
 
@@ -95,7 +97,29 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    if actor is not None:
+        _audit(session, actor, "user.create", user, role=user.role)
     return user
+
+
+def _audit(session: Session, actor: Principal, action: str, user: User, **detail: object) -> None:
+    """An account event (never a password or its hash): who did it, to which account."""
+    audit.record(
+        session,
+        principal=actor,
+        action=action,
+        object_type="user",
+        object_id=user.id,
+        detail={"username": user.username, **detail},
+    )
+
+
+def record_login(session: Session, user: User) -> None:
+    """Audit a successful login through the login form (not each Basic-authenticated call)."""
+    principal = Principal(username=user.username, role=user.role)
+    audit.record(
+        session, principal=principal, action="login", object_type="user", object_id=user.id
+    )
 
 
 def _partnership_id(session: Session, name: str) -> int:
@@ -181,17 +205,41 @@ def change_password(session: Session, *, username: str, current: str, new: str) 
         raise UserError("the current password is wrong")
     if new == current:
         raise UserError("the new password must differ from the current one")
-    return _saved(session, user, password_hash=hash_password(new))
+    _saved(session, user, password_hash=hash_password(new))
+    principal = principal_for(user)
+    audit.record(
+        session,
+        principal=principal,
+        action="password.change",
+        object_type="user",
+        object_id=user.id,
+    )
+    return user
 
 
-def set_password(session: Session, *, username: str, password: str) -> User:
+def set_password(
+    session: Session, *, username: str, password: str, actor: Principal | None = None
+) -> User:
     """An administrator resetting someone's password (``kb users passwd``); ends their sessions."""
-    return _saved(session, _existing(session, username), password_hash=hash_password(password))
+    user = _saved(session, _existing(session, username), password_hash=hash_password(password))
+    if actor is not None:
+        _audit(session, actor, "user.password_reset", user)
+    return user
 
 
-def set_active(session: Session, *, username: str, active: bool) -> User:
-    """Disable (or re-enable) an account: a disabled user's sessions stop on the next request."""
-    return _saved(session, _existing(session, username), active=active)
+def set_active(
+    session: Session, *, username: str, active: bool, actor: Principal | None = None
+) -> User:
+    """Disable (or re-enable) an account: a disabled user's sessions stop on the next request,
+    and disabling moves the session epoch on, so enabling again revives none of them."""
+    user = _existing(session, username)
+    if active:
+        _saved(session, user, active=True)
+    else:
+        _saved(session, user, active=False, session_epoch=user.session_epoch + 1)
+    if actor is not None:
+        _audit(session, actor, "user.enable" if active else "user.disable", user)
+    return user
 
 
 def _saved(session: Session, user: User, **changes: object) -> User:

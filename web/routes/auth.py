@@ -1,4 +1,4 @@
-"""Log in and log out (sessions and CSRF are in web/security.py)."""
+"""Log in and log out (sessions and CSRF are in api/security.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import SessionDep, WebPrincipal
-from kb.services import audit
-from kb.services.access import Principal
-from kb.services.users import UserError, authenticate, change_password
+from api.security import client_ip, end_session, start_session
+from kb.services.users import UserError, authenticate, change_password, record_login
 from web.rendering import render, safe_next
-from web.security import client_ip, end_session, start_session
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +48,7 @@ def login_submit(
         return render(request, "login.html", context, status_code=401)
     limiter.succeeded(username, ip)
     start_session(request, user, request.app.state.secret_key)
-    audit.record(
-        session,
-        principal=Principal(username=user.username, role=user.role),
-        action="login",
-        object_type="user",
-        object_id=user.id,
-    )
+    record_login(session, user)
     return RedirectResponse(safe_next(next), status_code=303)
 
 
@@ -102,11 +94,4 @@ def password_submit(
         status = 429 if wait else 400
         return render(request, "password.html", {"error": error, "done": False}, status_code=status)
     start_session(request, user, request.app.state.secret_key)  # this browser stays logged in
-    audit.record(
-        session,
-        principal=principal,
-        action="password.change",
-        object_type="user",
-        object_id=user.id,
-    )
     return render(request, "password.html", {"error": None, "done": True})

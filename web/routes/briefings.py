@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import SessionDep, WebPrincipal
 from api.routes import briefings as briefings_api
-from kb.models import BriefingPublic, Role
+from kb.models import BriefingPublic
 from kb.services.access import Principal
 from kb.services.briefing_export import RESTRICTED_MARKING, view_of
+from kb.services.briefing_rules import may_change
 from kb.services.reviews import NotFound
 from web.rendering import render
 from web.routes.reviews import theme_labels
@@ -193,7 +194,8 @@ def briefing_context(
             (fmt.upper(), f"/api/briefings/{briefing.id}/export.{fmt}")
             for fmt in briefings_api.FORMATS
         ],
-        "can_delete": principal.role == Role.ADMIN or briefing.created_by == principal.username,
+        "can_delete": may_change(principal, briefing.created_by, "delete"),
+        "can_edit": may_change(principal, briefing.created_by, "edit"),
     }
 
 

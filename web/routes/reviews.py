@@ -15,6 +15,7 @@ from api.routes import tags as tags_api
 from kb.models import PassageRole, ReviewType, TagStatus, ThemeTagPublic
 from kb.services.access import Principal
 from kb.services.reviews import get_review
+from kb.services.tagging import may_decide
 from kb.services.tracker import may_edit
 from web.highlight import PALETTE_SIZE, evidence_spans, highlight
 from web.rendering import render
@@ -61,6 +62,7 @@ def review_page(
     context["can_edit"] = may_edit(principal, review.partnership_id)
     context["roles"] = [role.value for role in PassageRole]
     context["kinds"] = [kind.value for kind in ReviewType]
+    context["can_decide"] = may_decide(session, principal=principal, review_id=review_id)
     return render(request, "review.html", context)
 
 
@@ -114,7 +116,7 @@ def review_context(
         "review": detail,
         "sections": sections,
         "legend": legend,
-        "can_decide": principal.role in tags_api.DECIDERS,
+        "can_decide": False,  # set by the page from the service's rule
     }
 
 

@@ -26,13 +26,11 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,7 +38,6 @@ from sqlmodel import Session
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kb.config import Settings
 from kb.models import User
 from kb.services.users import revoke_session, session_revoked
 
@@ -69,45 +66,14 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
-# --------------------------------------------------------------------------- secret key
-
-
-def load_secret_key(settings: Settings) -> str:
-    """KB_SECRET_KEY, else a random key made once and kept in KB_HOME/secret_key (mode 0600).
-
-    Kept on disk so sessions survive restarts; created with O_EXCL so two workers starting at
-    once agree on one key.
-    """
-    if settings.secret_key:
-        return settings.secret_key
-    path = settings.home / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        _tighten(path)
-        key = path.read_text(encoding="ascii").strip()
-        if len(key) >= 32:
-            return key
-        raise RuntimeError(f"{path} is empty or too short; delete it to make a new key") from None
-    key = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key)
-    return key
-
-
-def _tighten(path: Path) -> None:
-    if path.stat().st_mode & 0o077:
-        log.warning("%s was readable by others; restricting it to its owner", path)
-        path.chmod(0o600)
-
-
 # --------------------------------------------------------------------------- sessions
 
 
 def password_fingerprint(secret: str, user: User) -> str:
-    """Changes whenever the password does, so a new password ends every old session."""
-    return hmac.new(secret.encode(), user.password_hash.encode(), hashlib.sha256).hexdigest()[:24]
+    """Changes whenever the password does, so a new password ends every old session, and
+    whenever the account is disabled (``session_epoch``), so enabling it revives none."""
+    material = f"{user.password_hash}\n{user.session_epoch}".encode()
+    return hmac.new(secret.encode(), material, hashlib.sha256).hexdigest()[:24]
 
 
 def start_session(request: Request, user: User, secret: str) -> None:
@@ -288,18 +254,29 @@ def _replay(body: bytes) -> Receive:
 
 
 class BodySizeLimitMiddleware:
-    """413 before reading a request body bigger than the largest allowed upload batch."""
+    """413 before reading a request body bigger than allowed.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Two limits: multipart uploads (documents, tracker workbooks) may be as large as the largest
+    allowed upload batch; every other body (JSON, url-encoded forms) gets the small
+    ``max_other_bytes``, so a JSON route cannot be made to parse tens of megabytes.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_other_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_other_bytes = max_bytes if max_other_bytes is None else max_other_bytes
+
+    def _limit(self, scope: Scope) -> int:
+        kind = HTTPConnection(scope).headers.get("content-type", "").lower()
+        return self.max_bytes if kind.startswith("multipart/") else self.max_other_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         length = HTTPConnection(scope).headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await _reject(scope, send, 413, "Request too large.")
             return
         received = 0
@@ -309,7 +286,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 
