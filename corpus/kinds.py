@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from corpus.metadata import ReviewType, detect_review_type, infer_partnership
+from corpus.names import detect_review_type, infer_partnership
+from corpus.vocabulary import ReviewType
 
 TITLE_ZONE_LINES = 14
 BODY_CHARS = 3000

@@ -1,7 +1,7 @@
-"""Review metadata: the controlled vocabularies, inference from text and file name, manifests.
+"""Review metadata: inference from text and file name, manifests, overrides.
 
-The vocabularies live here (not in kb/) because readers and the manifest loader must validate
-values before anything touches the database; kb.models reuses them for its columns.
+The controlled vocabularies live in corpus.vocabulary and the name finders in corpus.names;
+both are re-exported here, where most callers have always found them.
 """
 
 from __future__ import annotations
@@ -16,64 +16,21 @@ from typing import Any
 
 import yaml
 
+from corpus.kinds import infer_kind, infer_period, infer_title
+from corpus.names import detect_review_type, infer_partnership, infer_pseudonym
+from corpus.vocabulary import REVIEW_KINDS, AgeBand, PassageRole, ReviewStatus, ReviewType
 from nlp.pipeline import NUMBER_WORDS
 
-
-class ReviewType(StrEnum):
-    SCR = "scr"
-    LCSPR = "lcspr"
-    RAPID_REVIEW = "rapid_review"
-    LEARNING_REVIEW = "learning_review"
-    NATIONAL_REVIEW = "national_review"
-    AUDIT = "audit"
-    SAR = "sar"
-    DHR = "dhr"
-    ANNUAL_REPORT = "annual_report"
-    THEMATIC_REVIEW = "thematic_review"
-    SCRUTINY_REPORT = "scrutiny_report"
-    NEWSLETTER = "newsletter"
-    BRIEFING = "briefing"
-    OTHER = "other"
-
-
-#: The kinds that are reviews of one child or incident: only these count in "N of M reviews"
-#: and in recurrence. Everything else (annual reports, scrutiny reports, newsletters,
-#: briefings, thematic reviews) stays searchable and citable but is not a review of a case.
-#: learning_review, national_review, audit, sar and dhr are older values kept readable.
-REVIEW_KINDS: frozenset[ReviewType] = frozenset(
-    {ReviewType.SCR, ReviewType.LCSPR, ReviewType.RAPID_REVIEW}
-)
-
-
-class PassageRole(StrEnum):
-    """The part a passage plays in its document (see nlp/roles.py for how it is decided)."""
-
-    FRONT_MATTER = "front_matter"
-    PARTNERSHIP_BUSINESS = "partnership_business"
-    CASE_SYNOPSIS = "case_synopsis"
-    FINDING = "finding"
-    RECOMMENDATION = "recommendation"
-    ACTION = "action"
-    GOOD_PRACTICE = "good_practice"
-    OTHER = "other"
-
-
-class ReviewStatus(StrEnum):
-    """Publication status. IN_PROGRESS is the safe default: only PUBLISHED is public."""
-
-    IN_PROGRESS = "in_progress"
-    EMBARGOED = "embargoed"
-    PUBLISHED = "published"
-
-
-class AgeBand(StrEnum):
-    UNBORN = "unborn"
-    UNDER_1 = "under_1"
-    AGE_1_4 = "1_4"
-    AGE_5_9 = "5_9"
-    AGE_10_14 = "10_14"
-    AGE_15_17 = "15_17"
-    ADULT = "18_plus"
+__all__ = [
+    "REVIEW_KINDS",
+    "AgeBand",
+    "PassageRole",
+    "ReviewStatus",
+    "ReviewType",
+    "detect_review_type",
+    "infer_partnership",
+    "infer_pseudonym",
+]
 
 
 # --- everything below the vocabularies: inference from text, manifests, overrides ----------
@@ -123,111 +80,6 @@ class ManifestError(ValueError):
         self.field = field_name
         where = f"{entry}, field '{field_name}'" if field_name else entry
         super().__init__(f"{self.path}: {where}: {message}")
-
-
-# --- review type -------------------------------------------------------------------------------
-
-_TYPE_PATTERNS: list[tuple[ReviewType, re.Pattern[str]]] = [
-    (ReviewType.ANNUAL_REPORT, re.compile(r"\bannual[\s_-]*report\b", re.I)),
-    (
-        ReviewType.NATIONAL_REVIEW,
-        re.compile(
-            r"\bnational (?:safeguarding )?reviews?\b|^\W*(?:the )?child safeguarding "
-            r"practice review panel\b",
-            re.I | re.M,
-        ),
-    ),
-    (ReviewType.SAR, re.compile(r"(?i:\bsafeguarding[\s_-]*adults?[\s_-]*reviews?\b)|\bSARs?\b")),
-    (ReviewType.DHR, re.compile(r"\bdomestic[\s_-]*homicide[\s_-]*reviews?\b|\bDHRs?\b", re.I)),
-    (
-        ReviewType.LCSPR,
-        re.compile(
-            r"\b(?:local[\s_-]*)?child[\s_-]*safeguarding[\s_-]*practice[\s_-]*review"
-            r"(?![\s_-]*panel)|\bL?CSPR",
-            re.I,
-        ),
-    ),
-    (ReviewType.SCR, re.compile(r"\bserious[\s_-]*case[\s_-]*reviews?\b|\bSCR(?:['’]?s)?\b", re.I)),
-    (ReviewType.RAPID_REVIEW, re.compile(r"\brapid[\s_-]*reviews?\b", re.I)),
-    (ReviewType.LEARNING_REVIEW, re.compile(r"\blearning[\s_-]*reviews?\b", re.I)),
-    (ReviewType.AUDIT, re.compile(r"\bcase[\s_-]*file[\s_-]*audit|\bMACFA", re.I)),
-]
-
-
-def detect_review_type(text: str, exclude: frozenset[ReviewType] = frozenset()) -> ReviewType:
-    """The review type named earliest in ``text`` (OTHER when none is named)."""
-    best: tuple[int, int, ReviewType] | None = None
-    for priority, (kind, pattern) in enumerate(_TYPE_PATTERNS):
-        if kind in exclude:
-            continue
-        match = pattern.search(text)
-        if match and (best is None or (match.start(), priority) < best[:2]):
-            best = (match.start(), priority, kind)
-    return best[2] if best else ReviewType.OTHER
-
-
-# --- pseudonym, partnership --------------------------------------------------------------------
-
-_NOT_NAMES = frozenset({"CP", "CIN", "CSE", "CCE", "LAC", "DA", "SEN", "ID"})
-_PSEUDONYM = re.compile(
-    r"\b(?:(Child(?:ren)?|Baby|Infant|Family|Sibling)\s+([A-Z]{1,3}\d{0,3})"
-    r"(?:\s+(?:and|&)\s+([A-Z]{1,3}\d{0,3}))?|(SCR|LCSPR|CSPR)\s+([A-Z]{1,2}\d{1,3}))\b"
-)
-_PREFIX_WORD = r"(?:(?!Safeguarding\b|Partnership\b|Board\b)[A-Z][\w'’&-]*|and|of|upon|on|the)"
-_PARTNERSHIP = re.compile(
-    r"\b(" + _PREFIX_WORD + r"(?:\s+" + _PREFIX_WORD + r"){0,5})"
-    r"\s+(Safeguarding(?:\s+[A-Z][a-z]+(?:['’]s)?)?\s+(?:Partnership|Board))\b"
-)
-_LEADING_JUNK = frozenset(
-    [
-        "The",
-        "In",
-        "By",
-        "For",
-        "This",
-        "Our",
-        "Within",
-        "From",
-        "Of",
-        "To",
-        "And",
-        "A",
-        "An",
-        "With",
-        "At",
-        "On",
-        "the",
-        "and",
-        "of",
-        "on",
-        "upon",
-    ]
-)
-
-
-def infer_pseudonym(text: str) -> str | None:
-    """'Child Y', 'Child Q and R', 'Baby T', 'Family S', 'SCR W10' (first one mentioned)."""
-    for match in _PSEUDONYM.finditer(text):
-        if match.group(4):
-            return f"{match.group(4)} {match.group(5)}"
-        if match.group(2) in _NOT_NAMES:
-            continue
-        name = f"{match.group(1)} {match.group(2)}"
-        return f"{name} and {match.group(3)}" if match.group(3) else name
-    return None
-
-
-def infer_partnership(text: str) -> str | None:
-    """'X Safeguarding Children Partnership' / '... Board' / 'X Safeguarding Partnership'."""
-    for match in _PARTNERSHIP.finditer(text):
-        words = match.group(1).split()
-        while words and words[0] in _LEADING_JUNK:
-            words.pop(0)
-        while words and words[-1] in ("and", "of", "upon", "on", "the"):
-            words.pop()
-        if words and words != ["Local"]:
-            return " ".join([*words, *match.group(2).split()])
-    return None
 
 
 # --- dates ----------------------------------------------------------------------------------
@@ -394,11 +246,9 @@ _PERIOD = re.compile(r"\b(20\d{2})\s*[-/–]\s*(?:20)?(\d{2})\b")
 def infer_metadata(text: str, filename: str) -> ReviewMeta:
     """Best-effort metadata from the first pages and the file name; never infers PUBLISHED.
 
-    Kind, title and period come from corpus.kinds (imported here because it builds on this
-    module's vocabularies); a document of unknown kind carries a warning naming it.
+    Kind, title and period come from corpus.kinds; a document of unknown kind carries a
+    warning naming it.
     """
-    from corpus.kinds import infer_kind, infer_period, infer_title  # noqa: PLC0415
-
     head = text[:HEAD_CHARS]
     stem = Path(filename).stem
     guess = infer_kind(head, stem)

@@ -36,6 +36,7 @@ from kb.services.access import Principal, can_see, visibility_key, visible_revie
 from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.embedding import embedder_for, from_bytes, reembed_stale
 from kb.services.reviews import NotFound
+from kb.services.search_hit import SearchHit
 from kb.services.search_learning import (
     LEARNING_POOL,
     ORDERS,
@@ -116,30 +117,6 @@ class SearchFilters:
     age_band: AgeBand | None = None
     status: ReviewStatus | None = None
     roles: list[str] = field(default_factory=list)  # passage roles (any of)
-
-
-@dataclass(slots=True)
-class SearchHit:
-    review_id: int
-    review_title: str
-    pseudonym: str
-    passage_id: int
-    section: str
-    section_kind: str
-    text: str
-    snippet: str
-    highlights: list[tuple[int, int]]
-    score: float
-    themes: list[str]
-    role: str = "other"
-    case_id: int | None = None
-    case_label: str | None = None
-    similarity: float | None = None  # cosine of query and passage (None for bm25-only search)
-    actions: list[dict[str, Any]] = field(default_factory=list)  # answering its recommendation
-
-    def as_dict(self) -> dict[str, Any]:
-        """The ``kb search --json`` contract (extra fields are additive)."""
-        return asdict(self)
 
 
 class IndexCache:

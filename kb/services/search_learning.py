@@ -17,18 +17,16 @@ last, keeping relevance order inside each tier.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from sqlmodel import Session, col, select
 
 from kb.models import ActionRecommendationLink, Recommendation
 from kb.services.access import Principal
+from kb.services.search_hit import SearchHit
 from kb.services.tracker import list_actions
 from nlp.tokens import tokenize
-
-if TYPE_CHECKING:
-    from kb.services.search import SearchHit
 
 Order = Literal["relevance", "learning"]
 ORDERS: tuple[Order, ...] = ("relevance", "learning")
