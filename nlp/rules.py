@@ -85,7 +85,7 @@ VIOLENCE = words(
     "throttle choke headbutt"
 )
 CHILD_VIOLENCE = VIOLENCE | frozenset(["shake", "smother", "suffocate", "throw"])
-ADULT_FEMALE = words("mother mum wife girlfriend partner ex-partner woman")
+ADULT_FEMALE = words("mother mum wife girlfriend partner ex-partner woman ex-girlfriend ex-wife")
 CHILD_VICTIMS = frozenset(
     [
         "child",
@@ -103,6 +103,8 @@ CHILD_VICTIMS = frozenset(
     ]  # "old" ends "the 2-year-old"
 )
 PASSIVE_AUX = frozenset({"be", "get", "been"})
+# An injury the sentence itself calls an accident is not an assault ("fell from his bicycle").
+ACCIDENT_WORDS = words("accident accidental accidentally fell fall trip tripped crash collision slipped")
 MALE_WORDS = words("father dad male man stepfather step-father boyfriend husband paternal fiance")
 MALE_CANDIDATES = MALE_WORDS | frozenset({"partner"})
 PARTNER_OWNERS = frozenset(["mother", "mum", "her", "male", "new"])
@@ -122,6 +124,24 @@ SERVICE_WORDS = words(
     "service agency professional police health practitioner local statutory social"
 )
 HARM_WORDS = words("injure injury assault harm kill perpetrate attack abuse hurt")
+# A man in a caring role who harmed, endangered or was never looked at: the hidden-men pattern
+# as reviews tell it ("her new partner was later convicted", "the step-father had a long
+# history of offending", "they were unaware she had another partner").
+CARER_MEN = words("stepfather step-father boyfriend stepdad step-dad")
+FATHER_WORDS = words("father dad")
+MEN_WORDS = words("man men")
+HOUSEHOLD_WORDS = words("live living household home house stay staying visit visiting lodge")
+SERIOUS_HARM = words(
+    "murder kill manslaughter convict convicted charge charged guilty sentence sentenced "
+    "prison imprison imprisoned arrest arrested assault assaulted abuse abused injure injured "
+    "shake shook shaken cruelty violent violence offend offending offence offences "
+    "perpetrator perpetrate attack attacked harm harmed rape raped"
+)
+RISK_WORDS = words("risk unaware unknown unassessed unseen invisible danger dangerous")
+NOT_A_CARER = words(
+    "foster social worker professional nurse officer practitioner teacher doctor clinician"
+)
+ASSESSED = words("assess assessed check checked vet vetted")
 
 # ----------------------------------------------------------------------------- data types
 
@@ -363,7 +383,8 @@ def assault_on_child(doc: Doc, args: dict[str, str]) -> list[tuple[int, int, str
     for i in indices_with_norm(doc, CHILD_VIOLENCE):
         tok = doc[i]
         victims = [k for k in _victims(doc, tok.i) if _is_child_victim(doc[k])]
-        if victims:
+        accident = any(t.norm_ in ACCIDENT_WORDS or t.lower_ in ACCIDENT_WORDS for t in tok.sent)
+        if victims and not accident:
             lo, hi = min(victims + [tok.i]), max(victims + [tok.i]) + 1
             hits.append((lo, hi, "assault on a child"))
     return hits
@@ -459,6 +480,64 @@ def men_unknown_to_services(doc: Doc, args: dict[str, str]) -> list[tuple[int, i
     if perpetrators and unknowns:
         reason = "man who harmed the child, unknown to services"
         hits += [(k, k + 1, reason) for k in perpetrators + unknowns]
+    return hits
+
+
+def _household_man(doc: Doc, i: int) -> str | None:
+    """"carer" for a man in a caring role, "father" for a father, else None.
+
+    A mother's partner or boyfriend, a step-father, "the man she lived with"; never a male
+    professional ("male social worker", "male foster carer"), who is known to services.
+    """
+    tok = doc[i]
+    after = {doc[k].norm_ for k in range(i + 1, min(len(doc), i + 3))}
+    if after & NOT_A_CARER:
+        return None
+    if tok.norm_ in FATHER_WORDS:
+        return "father"
+    if tok.norm_ in CARER_MEN or (tok.norm_ == "partner" and is_male_ref(doc, i)):
+        return "carer"
+    if tok.norm_ == "step" and i + 1 < len(doc) and doc[i + 1].norm_ in FATHER_WORDS:
+        return "carer"
+    if tok.norm_ in MEN_WORDS:
+        near = {doc[k].norm_ for k in range(i + 1, min(len(doc), i + 6))}
+        if near & HOUSEHOLD_WORDS:
+            return "carer"
+    return None
+
+
+def _says_assessed(sent: Span) -> bool:
+    """The sentence says a man was assessed or checked (and not that he was not)."""
+    doc = sent.doc
+    for tok in sent:
+        if tok.norm_ in ASSESSED:
+            before = {doc[k].norm_ for k in range(max(sent.start, tok.i - 3), tok.i)}
+            if not before & UNKNOWN_NEG:
+                return True
+    return False
+
+
+@rule("man_in_household")
+def man_in_household(doc: Doc, args: dict[str, str]) -> list[tuple[int, int, str]]:
+    """A man in the household or a caring role who harmed the child, posed a risk, or was not
+    known to services: a partner / boyfriend / step-father with harm, risk or unknown words in
+    the same sentence; a father only with serious harm (convicted, offending, violence).
+    Not when the sentence says he was assessed."""
+    wanted = CARER_MEN | FATHER_WORDS | MEN_WORDS | frozenset({"partner", "step"})
+    hits = []
+    for i in indices_with_norm(doc, wanted):
+        kind = _household_man(doc, i)
+        if kind is None:
+            continue
+        sent = doc[i].sent
+        if _says_assessed(sent):
+            continue
+        cues = [t.i for t in sent if t.i != i and t.norm_ in SERIOUS_HARM]
+        if kind == "carer":
+            cues += [t.i for t in sent if t.norm_ in RISK_WORDS or _unknown_cue(doc, t.i)]
+        if cues:
+            lo, hi = min(cues + [i]), max(cues + [i]) + 1
+            hits.append((lo, hi, f"{kind} in the household who harmed or was not known"))
     return hits
 
 
