@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nlp.classifier import load_training_passages, train_from_examples  # noqa: E402
+from nlp.classifier import train_from_examples  # noqa: E402
+from nlp.training_data import load_training_passages  # noqa: E402
 from nlp.evaluate import load_gold, score  # noqa: E402
 from nlp.pipeline import tokenize_many  # noqa: E402
 from nlp.tagger import MODEL_ONLY_FLOOR, Tagger  # noqa: E402

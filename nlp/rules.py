@@ -104,7 +104,9 @@ CHILD_VICTIMS = frozenset(
 )
 PASSIVE_AUX = frozenset({"be", "get", "been"})
 # An injury the sentence itself calls an accident is not an assault ("fell from his bicycle").
-ACCIDENT_WORDS = words("accident accidental accidentally fell fall trip tripped crash collision slipped")
+ACCIDENT_WORDS = words(
+    "accident accidental accidentally fell fall trip tripped crash collision slipped"
+)
 MALE_WORDS = words("father dad male man stepfather step-father boyfriend husband paternal fiance")
 MALE_CANDIDATES = MALE_WORDS | frozenset({"partner"})
 PARTNER_OWNERS = frozenset(["mother", "mum", "her", "male", "new"])
@@ -484,7 +486,7 @@ def men_unknown_to_services(doc: Doc, args: dict[str, str]) -> list[tuple[int, i
 
 
 def _household_man(doc: Doc, i: int) -> str | None:
-    """"carer" for a man in a caring role, "father" for a father, else None.
+    """ "carer" for a man in a caring role, "father" for a father, else None.
 
     A mother's partner or boyfriend, a step-father, "the man she lived with"; never a male
     professional ("male social worker", "male foster carer"), who is known to services.

@@ -24,16 +24,10 @@ from kb.models import Passage, Review, TagStatus, ThemeTag, ThemeTagPublic, utcn
 from kb.services.access import Principal
 from kb.services.errors import Conflict
 from kb.services.reviews import NotFound, get_review
-from nlp.classifier import (
-    LabelledExample,
-    ModelFormatError,
-    ThemeClassifier,
-    bundled_sentence_embedder,
-    examples_hash,
-    load_training_passages,
-    read_header,
-    train_from_examples,
-)
+from nlp.classifier import ThemeClassifier, train_from_examples
+from nlp.embeddings import bundled_sentence_embedder
+from nlp.model_file import ModelFormatError, read_header
+from nlp.training_data import LabelledExample, examples_hash, load_training_passages
 from nlp.tagger import Tagger, TagResult
 from nlp.taxonomy import Taxonomy, load_taxonomy
 
