@@ -207,14 +207,16 @@ def get_embedder(path: str | Path | None = None) -> Embedder:
         return embedder
 
 
-def bundled_sentence_embedder() -> Callable[[list[str]], np.ndarray]:
+def bundled_sentence_embedder(
+    path: str | Path | None = None,
+) -> Callable[[list[str]], np.ndarray]:
     """``embed(texts)`` over the bundled model, remembering each distinct text's vector.
 
     The learned models take a plain callable (so they are tested without torch); this is the
     one the application passes. Training embeds the same passages several times (inner folds),
     hence the cache.
     """
-    embedder = get_embedder()
+    embedder = get_embedder(path)
     cache: dict[str, np.ndarray] = {}
 
     def encode(texts: list[str]) -> np.ndarray:

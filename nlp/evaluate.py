@@ -168,8 +168,8 @@ def evaluate_tagger(
       plus the other folds of gold, and only ever scores passages it never saw.
     """
     from nlp.classifier import train_from_examples
-    from nlp.training_data import LabelledExample, load_training_passages
     from nlp.taxonomy import load_taxonomy
+    from nlp.training_data import LabelledExample, load_training_passages
 
     taxonomy = taxonomy or load_taxonomy()
     core = [t.id for t in taxonomy]
@@ -314,6 +314,41 @@ def _predict_documents(
     return preds, evidence
 
 
+def _report(
+    docs: Sequence[Any],
+    theme_ids: Sequence[str],
+    predictions: dict[str, set[str]],
+    evidence: dict[str, dict[str, str]],
+    used_heads: dict[str, Any],
+    vectors: Any,
+) -> DocumentEvaluation:
+    """Scores plus the confusion report: false positives with evidence, misses with the
+    gold quote and the sentence the (fold's) heads scored highest for the missed theme."""
+    scores = score([d.themes for d in docs], [predictions[d.key] for d in docs], theme_ids)
+    confusion, hard = [], 0
+    for doc in docs:
+        pred = predictions[doc.key]
+        fps = [
+            {"theme": t, "evidence": evidence[doc.key].get(t, "")}
+            for t in sorted(pred - doc.themes)
+        ]
+        misses = []
+        for theme in sorted(doc.themes - pred):
+            best = _best_sentence(doc, used_heads[doc.key], vectors, theme) if vectors else None
+            misses.append(
+                {
+                    "theme": theme,
+                    "why": doc.why.get(theme, ""),
+                    "candidate": best[0] if best else None,
+                    "candidate_score": best[1] if best else None,
+                }
+            )
+        hard += sum(1 for t in doc.hard_negatives if t in pred and t not in doc.themes)
+        if fps or misses:
+            confusion.append({"file": doc.key, "false_positives": fps, "misses": misses})
+    return DocumentEvaluation(scores, predictions, confusion, hard)
+
+
 def evaluate_documents(
     docs: Sequence[Any],
     theme_ids: Sequence[str],
@@ -355,29 +390,7 @@ def evaluate_documents(
             for doc, pred, ev in zip(test, preds, evs, strict=True):
                 predictions[doc.key], evidence[doc.key] = pred, ev
                 used_heads[doc.key] = fold_heads
-    scores = score([d.themes for d in docs], [predictions[d.key] for d in docs], theme_ids)
-    confusion, hard = [], 0
-    for doc in docs:
-        pred = predictions[doc.key]
-        fps = [
-            {"theme": t, "evidence": evidence[doc.key].get(t, "")}
-            for t in sorted(pred - doc.themes)
-        ]
-        misses = []
-        for theme in sorted(doc.themes - pred):
-            best = _best_sentence(doc, used_heads[doc.key], vectors, theme) if vectors else None
-            misses.append(
-                {
-                    "theme": theme,
-                    "why": doc.why.get(theme, ""),
-                    "candidate": best[0] if best else None,
-                    "candidate_score": best[1] if best else None,
-                }
-            )
-        hard += sum(1 for t in doc.hard_negatives if t in pred and t not in doc.themes)
-        if fps or misses:
-            confusion.append({"file": doc.key, "false_positives": fps, "misses": misses})
-    return DocumentEvaluation(scores, predictions, confusion, hard)
+    return _report(docs, theme_ids, predictions, evidence, used_heads, vectors)
 
 
 # --------------------------------------------------------------------------- the learned model
@@ -421,3 +434,32 @@ def format_scores(title: str, scores: dict) -> str:
         m = scores[name]
         lines.append(f"{name:28} {m['precision']:5.2f} {m['recall']:5.2f} {m['f1']:5.2f}")
     return "\n".join(lines)
+
+
+def score_tagger_on_documents(
+    prepared: Sequence[Any], docs: Sequence[GoldDocument], passages_of: PassagesOf, tagger: Any
+) -> DocumentEvaluation:
+    """Score a tagger exactly as it runs (``kb tag``): passages tagged, themes rolled up.
+
+    A fit figure when the tagger's learned parts saw these documents; no folds here.
+    """
+    predictions: dict[str, set[str]] = {}
+    evidence: dict[str, dict[str, str]] = {}
+    for doc in docs:
+        texts = [text for _, text in passages_of(doc.path)]
+        found: dict[str, str] = {}
+        for tags in tagger.tag_many(texts):
+            for tag in tags:
+                found.setdefault(tag.theme_id, tag.evidence[0].text if tag.evidence else "")
+        predictions[doc.key], evidence[doc.key] = set(found), found
+    theme_ids = [t.id for t in tagger.taxonomy]
+    heads = getattr(tagger, "heads", None)
+    embed = getattr(tagger, "embed", None)
+    vectors = None
+    if heads is not None and embed is not None:
+        from nlp.head_training import VectorCache
+
+        vectors = VectorCache(embed)
+    return _report(
+        prepared, theme_ids, predictions, evidence, {d.key: heads for d in docs}, vectors
+    )

@@ -37,8 +37,10 @@ MIN_DOCS_FOR_THRESHOLD = 3
 THRESHOLD_GRID = np.round(np.arange(0.5, 0.991, 0.01), 2)
 #: Heads may add tags to a theme only where, out of fold, this share of their additions was right
 #: and document F1 rose by at least MIN_GAIN: a model-only tag must earn its place.
-MIN_ADDED_PRECISION = 0.75
-MIN_GAIN = 0.02
+MIN_ADDED_PRECISION = 0.85
+MIN_GAIN = 0.04
+#: ... and at least this many of their additions were right (one lucky document is not enough).
+MIN_ADDED_TRUE = 2
 #: Share of a quote's words a sentence must contain to count as holding the quote.
 QUOTE_OVERLAP = 0.6
 
@@ -230,7 +232,8 @@ def tune_thresholds(
         f1s = np.zeros(len(THRESHOLD_GRID))
         for k, t in enumerate(THRESHOLD_GRID):
             added = (scores[:, j] >= t) & ~rules
-            if added.sum() and (added & gold).sum() / added.sum() >= MIN_ADDED_PRECISION:
+            right = int((added & gold).sum())
+            if right >= MIN_ADDED_TRUE and right / added.sum() >= MIN_ADDED_PRECISION:
                 f1s[k] = _f1(rules | added, gold)
         if f1s.max() < base_f1 + MIN_GAIN:
             continue

@@ -117,16 +117,12 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-@pytest.mark.parametrize(
-    ("theme", "text"), [(t, s) for t, (pos, _) in CASES.items() for s in pos]
-)
+@pytest.mark.parametrize(("theme", "text"), [(t, s) for t, (pos, _) in CASES.items() for s in pos])
 def test_how_reviews_say_it(engine: RuleEngine, theme: str, text: str) -> None:
     assert theme in themes(engine, text)
 
 
-@pytest.mark.parametrize(
-    ("theme", "text"), [(t, s) for t, (_, neg) in CASES.items() for s in neg]
-)
+@pytest.mark.parametrize(("theme", "text"), [(t, s) for t, (_, neg) in CASES.items() for s in neg])
 def test_near_misses_do_not_tag(engine: RuleEngine, theme: str, text: str) -> None:
     assert theme not in themes(engine, text)
 

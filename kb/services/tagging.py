@@ -18,6 +18,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from corpus.readers import read_document
+from corpus.segment import segment
 from kb.config import Settings, get_settings
 from kb.db import session_scope
 from kb.models import Passage, Review, TagStatus, ThemeTag, ThemeTagPublic, utcnow
@@ -25,21 +27,60 @@ from kb.services.access import Principal
 from kb.services.errors import Conflict
 from kb.services.reviews import NotFound, get_review
 from nlp.classifier import ThemeClassifier, train_from_examples
-from nlp.embeddings import bundled_sentence_embedder
+from nlp.embeddings import ModelNotFoundError, bundled_sentence_embedder, get_embedder
+from nlp.evaluate import load_document_gold, load_gold, prepare_documents
+from nlp.head_training import Unit, VectorCache, labelled_units, train_heads
+from nlp.heads import BUNDLED_HEADS, NEVER, HeadsFormatError, ThemeHeads
 from nlp.model_file import ModelFormatError, read_header
-from nlp.training_data import LabelledExample, examples_hash, load_training_passages
 from nlp.tagger import Tagger, TagResult
 from nlp.taxonomy import Taxonomy, load_taxonomy
+from nlp.training_data import LabelledExample, examples_hash, load_training_passages
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "themes.model"
+HEADS_FILE = "theme_heads.npz"
 
 
 @lru_cache(maxsize=4)
-def _cached_tagger(taxonomy_files: tuple[Path, ...], model_path: Path, stamp: float) -> Tagger:
+def _cached_tagger(
+    taxonomy_files: tuple[Path, ...], model_path: Path, stamp: float, heads_path: Path | None
+) -> Tagger:
     taxonomy = load_taxonomy(list(taxonomy_files))
-    return Tagger(taxonomy, model=_load_model(model_path))
+    heads = _load_heads(heads_path) if heads_path is not None else None
+    embed = get_embedder(get_settings().embedding_model).encode if heads else None
+    return Tagger(taxonomy, model=_load_model(model_path), heads=heads, embed=embed)
+
+
+def heads_path(settings: Settings) -> Path | None:
+    """The theme heads in use: trained here (`kb train --gold`) or the shipped ones."""
+    if not settings.theme_heads:
+        return None
+    local = settings.model_dir / HEADS_FILE
+    if local.exists():
+        return local
+    return BUNDLED_HEADS if BUNDLED_HEADS.exists() else None
+
+
+def _load_heads(path: Path) -> ThemeHeads | None:
+    """Heads that may add tags, or None: heads whose thresholds are all NEVER would only
+    change confidences, and are not worth loading the embedding model for on every tag run."""
+    try:
+        heads = ThemeHeads.load(path)
+    except HeadsFormatError as exc:
+        log.warning("ignoring theme heads %s (%s); tagging without them", path, exc)
+        return None
+    if not any(t < NEVER for t in heads.thresholds):
+        return None
+    try:
+        model_id = get_embedder(get_settings().embedding_model).model_id
+    except ModelNotFoundError as exc:
+        log.warning("theme heads need the embedding model (%s); tagging without them", exc)
+        return None
+    if heads.embedder_id and heads.embedder_id != model_id:
+        log.warning("theme heads were trained on %s, not %s; not used", heads.embedder_id, model_id)
+        return None
+    return heads
 
 
 def _load_model(path: Path) -> ThemeClassifier | None:
@@ -63,7 +104,10 @@ def get_tagger(settings: Settings | None = None) -> Tagger:
     settings = settings or get_settings()
     model_path = settings.model_dir / MODEL_FILE
     stamp = model_path.stat().st_mtime if model_path.exists() else 0.0
-    return _cached_tagger(tuple(settings.taxonomy_files), model_path, stamp)
+    heads = heads_path(settings)
+    if heads is not None:
+        stamp += heads.stat().st_mtime
+    return _cached_tagger(tuple(settings.taxonomy_files), model_path, stamp, heads)
 
 
 @lru_cache(maxsize=4)
@@ -232,6 +276,45 @@ def decided_examples(session: Session) -> list[LabelledExample]:
         LabelledExample(text=text, positives=frozenset(pos), negatives=frozenset(neg))
         for text, pos, neg in labels.values()
     ]
+
+
+def passages_of(path: Path) -> list[tuple[int, str]]:
+    """A document's passages as (start offset, text), split exactly as ingest splits it."""
+    doc = read_document(path)
+    return [(p.start, p.text) for section in segment(doc) for p in section.passages]
+
+
+def train_heads_from_gold(
+    engine: Engine, gold: Path, *, passage_gold: Path | None = None
+) -> dict[str, Any]:
+    """Train the theme heads on document-level gold (+ passage gold, bundled passages and human
+    decisions) and save them in the model folder, where they replace the shipped heads.
+
+    Thresholds for model-only tags come from inner cross-validation over the gold documents.
+    """
+    settings = get_settings()
+    tagger = Tagger(load_taxonomy(list(settings.taxonomy_files)))
+    theme_ids = [t.id for t in tagger.taxonomy]
+    docs = prepare_documents(load_document_gold(gold), passages_of, tagger)
+    with session_scope(engine) as session:
+        decided = decided_examples(session)
+    base = labelled_units([(e.text, e.positives) for e in load_training_passages()], theme_ids)
+    if passage_gold is not None:
+        base += labelled_units([(i.text, i.themes) for i in load_gold(passage_gold)], theme_ids)
+    base += [Unit(e.text, set(e.positives), set(e.negatives)) for e in decided]
+    embedder = get_embedder(settings.embedding_model)
+    heads = train_heads(
+        docs, base, VectorCache(embedder.encode), theme_ids, embedder_id=embedder.model_id
+    )
+    path = heads.save(settings.model_dir / HEADS_FILE)
+    model_only = [t for t, th in zip(heads.theme_ids, heads.thresholds, strict=True) if th < NEVER]
+    return {
+        "trained": True,
+        "documents": len(docs),
+        "units": len(base),
+        "path": str(path),
+        "model_only_themes": model_only,
+    }
 
 
 def train_model(engine: Engine, *, force: bool = False, embed: Any = None) -> dict[str, Any]:
