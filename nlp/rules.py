@@ -701,7 +701,10 @@ class RuleEngine:
     def _drop_reason(self, doc: Doc, hit: Hit, excluded: dict, mentions: set[int]) -> str | None:
         lo, hi = doc[hit.start].idx, doc[hit.end - 1].idx + len(doc[hit.end - 1])
         in_excluded = any(a < hi and lo < b for a, b in excluded.get(hit.theme_id, ()))
-        if in_excluded and not _involved_with(doc, hit.start):
+        # "Known to mental health services" is about the person; a practice theme has no
+        # person to be involved, so its exclusions always hold.
+        involved = hit.theme_id not in self.unnegatable and _involved_with(doc, hit.start)
+        if in_excluded and not involved:
             return "excluded context"
         if _is_organisation(doc, hit.start, hit.end) and not _involved_with(doc, hit.start):
             return "service or team name"
