@@ -147,6 +147,7 @@ class ThemeHeads:
                     thresholds=self.thresholds.astype(np.float32),
                     embedder_id=np.array(self.embedder_id, dtype=str),
                 )
+            os.chmod(tmp, 0o644)  # a shipped, readable artifact, not a private temporary file
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

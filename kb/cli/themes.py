@@ -25,6 +25,8 @@ from kb.services.tagging import (
     passages_of,
     retag_all,
     review_tags,
+    tags_to_check,
+    theme_precision,
     train_heads_from_gold,
     train_model,
 )
@@ -218,6 +220,34 @@ def _print_confusion(confusion: list[dict[str, Any]]) -> None:
         for miss in row["misses"]:
             shown_text = miss["candidate"] or ""
             out.print(f"  - {miss['theme']:26} {shown_text[:110]}", markup=False)
+
+
+@tags_app.command("queue")
+def tags_queue(
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many suggestions.")] = 20,
+    json_: JsonFlag = False,
+) -> None:
+    """Suggested tags most worth a decision (confidence nearest 0.5 first), with each theme's
+    precision measured from the confirmations and rejections so far."""
+    with session_scope(ready_engine()) as session:
+        principal = Principal.system()
+        tags = tags_to_check(session, principal=principal, limit=limit)
+        precision = theme_precision(session, principal=principal)
+    rows = [t.model_dump(mode="json") for t in tags]
+    if json_:
+        print_json({"tags": rows, "precision": precision})
+        return
+    table = Table("id", "theme", "confidence", "theme precision", "evidence")
+    for row in rows:
+        measured = precision.get(row["theme_id"], {}).get("precision")
+        table.add_row(
+            str(row["id"]),
+            row["theme_id"],
+            f"{row['confidence']:.2f}",
+            "-" if measured is None else f"{measured:.2f}",
+            row["evidence"][0]["text"][:70] if row["evidence"] else "",
+        )
+    Console().print(table)
 
 
 @tags_app.command("list")

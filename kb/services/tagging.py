@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -23,7 +23,7 @@ from corpus.segment import segment
 from kb.config import Settings, get_settings
 from kb.db import session_scope
 from kb.models import Passage, Review, TagStatus, ThemeTag, ThemeTagPublic, utcnow
-from kb.services.access import Principal
+from kb.services.access import Principal, visible_reviews
 from kb.services.errors import Conflict
 from kb.services.reviews import NotFound, get_review
 from nlp.classifier import ThemeClassifier, train_from_examples
@@ -346,3 +346,54 @@ def _saved_hash(path: Path) -> str | None:
 def review_of(session: Session, passage_id: int) -> Review | None:
     passage = session.get(Passage, passage_id)
     return session.get(Review, passage.review_id) if passage else None
+
+
+# --------------------------------------------------------------------------- learning from people
+
+
+def uncertainty(confidence: float) -> float:
+    """1 for a coin toss (0.5), 0 for a sure call (0 or 1): how much a decision would teach."""
+    return 1.0 - abs(2.0 * float(confidence) - 1.0)
+
+
+def tags_to_check(
+    session: Session, *, principal: Principal, limit: int = 50, review_id: int | None = None
+) -> list[ThemeTagPublic]:
+    """Suggested tags on reviews ``principal`` may see, most informative first.
+
+    Most informative = confidence nearest 0.5 (uncertainty sampling): a person's decision on a
+    tag the tagger is unsure of changes the model most, while confirming a 0.99 rule hit
+    teaches it almost nothing. Ties go to the older tag.
+    """
+    query = (
+        select(ThemeTag)
+        .join(Review, col(Review.id) == ThemeTag.review_id)
+        .where(ThemeTag.status == TagStatus.SUGGESTED, visible_reviews(principal))
+    )
+    if review_id is not None:
+        query = query.where(ThemeTag.review_id == review_id)
+    distance = func.abs(col(ThemeTag.confidence) - 0.5)
+    rows = session.exec(query.order_by(distance, col(ThemeTag.id)).limit(limit)).all()
+    return [ThemeTagPublic.model_validate(t) for t in rows]
+
+
+def theme_precision(session: Session, *, principal: Principal) -> dict[str, dict[str, Any]]:
+    """Per theme: tags confirmed and rejected so far and the precision that measures.
+
+    Only decisions on reviews ``principal`` may see are counted; ``precision`` is None until
+    someone has decided at least one of that theme's tags.
+    """
+    rows = session.exec(
+        select(ThemeTag.theme_id, ThemeTag.status, func.count())
+        .join(Review, col(Review.id) == ThemeTag.review_id)
+        .where(ThemeTag.status != TagStatus.SUGGESTED, visible_reviews(principal))
+        .group_by(ThemeTag.theme_id, ThemeTag.status)
+    ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for theme_id, status, count in rows:
+        entry = out.setdefault(theme_id, {"confirmed": 0, "rejected": 0, "precision": None})
+        entry["confirmed" if status == TagStatus.CONFIRMED else "rejected"] += int(count)
+    for entry in out.values():
+        decided = entry["confirmed"] + entry["rejected"]
+        entry["precision"] = round(entry["confirmed"] / decided, 4) if decided else None
+    return out
