@@ -463,3 +463,58 @@ def score_tagger_on_documents(
     return _report(
         prepared, theme_ids, predictions, evidence, {d.key: heads for d in docs}, vectors
     )
+
+
+# --------------------------------------------------------------------------- people's decisions
+
+
+def _known_counts(
+    examples: Sequence[Any], predicted: Sequence[set[str]], theme_ids: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """P/R/F1 per theme over the labels people actually gave (confirmed or rejected only)."""
+    out = {}
+    for theme in theme_ids:
+        tp = fp = fn = 0
+        for example, pred in zip(examples, predicted, strict=True):
+            if theme in example.positives:
+                tp, fn = tp + (theme in pred), fn + (theme not in pred)
+            elif theme in example.negatives:
+                fp += theme in pred
+        if tp + fp + fn:
+            out[theme] = {**_triple(*_prf(tp, fp, fn)), "support": tp + fn, "decided": tp + fp + fn}
+    return out
+
+
+def decision_impact(
+    base: Sequence[Any], decided: Sequence[Any], theme_ids: Sequence[str], *, folds: int = 5
+) -> dict[str, Any]:
+    """How people's decisions changed the learned model, per theme, cross-validated.
+
+    "before" is a model trained on ``base`` alone; "after" is trained on ``base`` plus the other
+    folds of ``decided``. Both are scored on the decided passages they did not train on, and
+    only on the labels people gave, so a theme nobody decided has no figure.
+    """
+    from nlp.classifier import train_from_examples
+
+    decided = list(decided)
+    if not decided:
+        return {"decisions": 0, "themes": {}}
+    before_model = train_from_examples(list(base), theme_ids=theme_ids)
+    before = before_model.predict([e.text for e in decided])
+    after: list[set[str]] = [set() for _ in decided]
+    k = max(2, min(folds, len(decided)))
+    order = list(range(len(decided)))
+    random.Random(0).shuffle(order)
+    for f in range(k):
+        held = set(order[f::k])
+        train = list(base) + [e for i, e in enumerate(decided) if i not in held]
+        model = train_from_examples(train, theme_ids=theme_ids)
+        test = sorted(held)
+        for i, pred in zip(test, model.predict([decided[i].text for i in test]), strict=True):
+            after[i] = pred
+    was, now = _known_counts(decided, before, theme_ids), _known_counts(decided, after, theme_ids)
+    return {
+        "decisions": len(decided),
+        "folds": k,
+        "themes": {t: {"before": was[t], "after": now[t]} for t in now},
+    }

@@ -21,6 +21,7 @@ from kb.services.reviews import NotFound
 from kb.services.tagging import (
     Conflict,
     decide_tag,
+    decision_report,
     get_tagger,
     passages_of,
     retag_all,
@@ -340,11 +341,21 @@ def train(
     passage_gold: Annotated[
         Path | None, typer.Option(help="Passage-level gold JSONL (id, text, themes) for the heads.")
     ] = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also report, per theme, cross-validated P/R/F1 on people's decisions before "
+            "and after the model learned from them.",
+        ),
+    ] = False,
     json_: JsonFlag = False,
 ) -> None:
     """Retrain the learned theme model from bundled labels plus confirmed / rejected tags."""
     engine = ready_engine()
     result = train_model(engine, force=force)
+    if report:
+        result["decision_report"] = decision_report(engine)
     if gold is not None:
         try:
             result["heads"] = train_heads_from_gold(engine, gold, passage_gold=passage_gold)

@@ -28,7 +28,7 @@ from kb.services.errors import Conflict
 from kb.services.reviews import NotFound, get_review
 from nlp.classifier import ThemeClassifier, train_from_examples
 from nlp.embeddings import ModelNotFoundError, bundled_sentence_embedder, get_embedder
-from nlp.evaluate import load_document_gold, load_gold, prepare_documents
+from nlp.evaluate import decision_impact, load_document_gold, load_gold, prepare_documents
 from nlp.head_training import Unit, VectorCache, labelled_units, train_heads
 from nlp.heads import BUNDLED_HEADS, NEVER, HeadsFormatError, ThemeHeads
 from nlp.model_file import ModelFormatError, read_header
@@ -315,6 +315,16 @@ def train_heads_from_gold(
         "path": str(path),
         "model_only_themes": model_only,
     }
+
+
+def decision_report(engine: Engine, *, folds: int = 5) -> dict[str, Any]:
+    """Per theme, cross-validated P/R/F1 on people's decisions before and after learning from
+    them (see :func:`nlp.evaluate.decision_impact`)."""
+    with session_scope(engine) as session:
+        decided = decided_examples(session)
+    base = load_training_passages()
+    theme_ids = sorted({t for e in base for t in e.positives | e.negatives})
+    return decision_impact(base, decided, theme_ids, folds=folds)
 
 
 def train_model(engine: Engine, *, force: bool = False, embed: Any = None) -> dict[str, Any]:
