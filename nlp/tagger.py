@@ -293,8 +293,11 @@ class Tagger:
             p = float(probs[theme_id][i]) if theme_id in probs else None
             agrees = p is not None and p >= self._threshold(theme_id)
             h = heads.get(theme_id, (0.0, (0, 0)))[0]
-            agrees = agrees or (self.heads is not None and h >= self.heads.threshold(theme_id))
-            confidence = max(match.confidence, p or 0.0, h)
+            # Balanced heads are not calibrated: their score only counts once it clears the
+            # threshold cross-validation chose for the theme.
+            heads_agree = self.heads is not None and h >= self.heads.threshold(theme_id)
+            agrees = agrees or heads_agree
+            confidence = max(match.confidence, p or 0.0, h if heads_agree else 0.0)
             method = "rules+model" if agrees else "rules"
             results.append(
                 self._result(theme_id, confidence, method, _evidence(text, match.evidence))
