@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         default=None, description="Sentence-transformers model folder; default the bundled one."
     )
     embed_on_ingest: bool = Field(default=True, description="Compute embeddings while ingesting.")
+    theme_heads: bool = Field(
+        default=True,
+        description="Tag with the theme heads over sentence embeddings when they add tags.",
+    )
     taxonomy_files: list[Path] = Field(
         default_factory=list, description="Extra taxonomy YAML files (a partnership's themes)."
     )

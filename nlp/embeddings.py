@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,13 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["Embedder", "ModelNotFoundError", "default_model_path", "get_embedder"]
+__all__ = [
+    "Embedder",
+    "ModelNotFoundError",
+    "bundled_sentence_embedder",
+    "default_model_path",
+    "get_embedder",
+]
 
 # Files that cannot change the vectors (docs, git metadata) stay out of the model id.
 _ID_IGNORED = frozenset({"README.md", ".gitattributes"})
@@ -198,3 +205,26 @@ def get_embedder(path: str | Path | None = None) -> Embedder:
         if embedder is None:
             embedder = _CACHE[resolved] = Embedder(resolved)
         return embedder
+
+
+def bundled_sentence_embedder(
+    path: str | Path | None = None,
+) -> Callable[[list[str]], np.ndarray]:
+    """``embed(texts)`` over the bundled model, remembering each distinct text's vector.
+
+    The learned models take a plain callable (so they are tested without torch); this is the
+    one the application passes. Training embeds the same passages several times (inner folds),
+    hence the cache.
+    """
+    embedder = get_embedder(path)
+    cache: dict[str, np.ndarray] = {}
+
+    def encode(texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            cache.update(zip(missing, embedder.encode(missing), strict=True))
+        if not texts:
+            return np.empty((0, embedder.dim), dtype=np.float32)
+        return np.stack([cache[t] for t in texts])
+
+    return encode

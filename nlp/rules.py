@@ -30,98 +30,50 @@ from spacy.tokens import Doc, Span
 from nlp import negation
 from nlp.pipeline import NUMBER_WORDS, get_nlp, tokenizer_safe
 from nlp.regexes import MatchResult, regex_spans
+from nlp.rule_words import (
+    ABSENT_WORDS,
+    ACCIDENT_WORDS,
+    ADULT_FEMALE,
+    AGE_LIMITS,
+    AGE_UNITS,
+    ASSESSED,
+    CARER_MEN,
+    CHILD_OWNERS,
+    CHILD_VICTIMS,
+    CHILD_VIOLENCE,
+    ENGAGE_CUES,
+    FATHER_WORDS,
+    HARM_WORDS,
+    HOUSEHOLD_WORDS,
+    INVOLVEMENT,
+    INVOLVEMENT_NOUNS,
+    MALE_CANDIDATES,
+    MALE_WORDS,
+    MEN_WORDS,
+    NOT_A_CARER,
+    ORG_NOUNS,
+    PARENT_OWNERS,
+    PARTNER_OWNERS,
+    PASSIVE_AUX,
+    RISK_WORDS,
+    SERIOUS_HARM,
+    SERVICE_WORDS,
+    STRONG_MH,
+    UNKNOWN_NEG,
+    UNKNOWN_SINGLE,
+    UNKNOWN_VERBS,
+    VIOLENCE,
+    WEAK_MH,
+    YOUTH_WORDS,
+)
 from nlp.taxonomy import Pattern, Taxonomy, Theme
 
 log = logging.getLogger(__name__)
 
 
-def words(text: str) -> frozenset[str]:
-    """A word set from a space-separated string (keeps long vocabularies readable)."""
-    return frozenset(text.split())
-
-
 GAP_BLOCKERS = [".", ";", "!", "?", ":", "\n", "\t", "but", "however", "although", "whereas"]
 MAX_CONFIDENCE = 0.99
 UNNEGATABLE_GROUPS = frozenset({"practice"})
-
-# ----------------------------------------------------------------------------- word classes
-
-AGE_LIMITS = {"day": 366, "week": 52, "month": 12}
-AGE_UNITS = frozenset(AGE_LIMITS)
-ORG_NOUNS = words(
-    "Team Teams Service Services Trust Unit Partnership Board Hub Forum Coordinator "
-    "Co-ordinator Worker Workers Practitioner Practitioners Officer Lead Adviser "
-    "Advisor Agency Clinic Charity Commissioner Liaison"
-)
-INVOLVEMENT = words(
-    "know known refer referral open engage engagement support access under see assess "
-    "treat input discharge attend receive wait list"
-)
-PARENT_OWNERS = words(
-    "mother father mum dad parent carer maternal paternal parental postnatal "
-    "perinatal adult stepfather stepmother caregiver"
-)
-CHILD_OWNERS = words(
-    "child young adolescent teenager teenage pupil student girl boy son daughter "
-    "camhs youth year sibling cypmhs"
-)
-YOUTH_WORDS = words("camhs teenager adolescent young pupil student suicide suicidal cypmhs")
-STRONG_MH = [
-    "mental health",
-    "mental ill health",
-    "mental ill-health",
-    "mental illness",
-    "mental health crisis",
-    "psychiatric",
-    "psychosis",
-    "personality disorder",
-    "bipolar",
-    "schizophrenia",
-]
-WEAK_MH = ["depression", "anxiety", "depressed", "anxious", "antidepressant", "antidepressants"]
-
-VIOLENCE = words(
-    "assault attack injure hit punch strangle strangulation beat kick stab slap push "
-    "throttle choke headbutt"
-)
-CHILD_VIOLENCE = VIOLENCE | frozenset(["shake", "smother", "suffocate", "throw"])
-ADULT_FEMALE = words("mother mum wife girlfriend partner ex-partner woman")
-CHILD_VICTIMS = frozenset(
-    [
-        "child",
-        "baby",
-        "infant",
-        "boy",
-        "girl",
-        "son",
-        "daughter",
-        "sibling",
-        "toddler",
-        "stepson",
-        "stepdaughter",
-        "old",
-    ]  # "old" ends "the 2-year-old"
-)
-PASSIVE_AUX = frozenset({"be", "get", "been"})
-MALE_WORDS = words("father dad male man stepfather step-father boyfriend husband paternal fiance")
-MALE_CANDIDATES = MALE_WORDS | frozenset({"partner"})
-PARTNER_OWNERS = frozenset(["mother", "mum", "her", "male", "new"])
-ENGAGE_CUES = words(
-    "engage engagement include inclusion involvement consider consideration inquiry "
-    "enquiry inquire enquire curiosity curious invite work"
-)
-ABSENT_WORDS = words("absent hidden invisible estranged unknown unidentified unseen")
-INVOLVEMENT_NOUNS = frozenset(["involvement", "engagement", "inclusion", "participation", "role"])
-UNKNOWN_SINGLE = words("unknown unidentified unassessed unseen invisible hidden")
-UNKNOWN_NEG = frozenset(["not", "never", "no", "little", "nothing"])
-UNKNOWN_VERBS = words(
-    "know known assess see speak include consider identify check engage involve ask "
-    "record invite aware information"
-)
-SERVICE_WORDS = words(
-    "service agency professional police health practitioner local statutory social"
-)
-HARM_WORDS = words("injure injury assault harm kill perpetrate attack abuse hurt")
 
 # ----------------------------------------------------------------------------- data types
 
@@ -363,7 +315,8 @@ def assault_on_child(doc: Doc, args: dict[str, str]) -> list[tuple[int, int, str
     for i in indices_with_norm(doc, CHILD_VIOLENCE):
         tok = doc[i]
         victims = [k for k in _victims(doc, tok.i) if _is_child_victim(doc[k])]
-        if victims:
+        accident = any(t.norm_ in ACCIDENT_WORDS or t.lower_ in ACCIDENT_WORDS for t in tok.sent)
+        if victims and not accident:
             lo, hi = min(victims + [tok.i]), max(victims + [tok.i]) + 1
             hits.append((lo, hi, "assault on a child"))
     return hits
@@ -459,6 +412,64 @@ def men_unknown_to_services(doc: Doc, args: dict[str, str]) -> list[tuple[int, i
     if perpetrators and unknowns:
         reason = "man who harmed the child, unknown to services"
         hits += [(k, k + 1, reason) for k in perpetrators + unknowns]
+    return hits
+
+
+def _household_man(doc: Doc, i: int) -> str | None:
+    """ "carer" for a man in a caring role, "father" for a father, else None.
+
+    A mother's partner or boyfriend, a step-father, "the man she lived with"; never a male
+    professional ("male social worker", "male foster carer"), who is known to services.
+    """
+    tok = doc[i]
+    after = {doc[k].norm_ for k in range(i + 1, min(len(doc), i + 3))}
+    if after & NOT_A_CARER:
+        return None
+    if tok.norm_ in FATHER_WORDS:
+        return "father"
+    if tok.norm_ in CARER_MEN or (tok.norm_ == "partner" and is_male_ref(doc, i)):
+        return "carer"
+    if tok.norm_ == "step" and i + 1 < len(doc) and doc[i + 1].norm_ in FATHER_WORDS:
+        return "carer"
+    if tok.norm_ in MEN_WORDS:
+        near = {doc[k].norm_ for k in range(i + 1, min(len(doc), i + 6))}
+        if near & HOUSEHOLD_WORDS:
+            return "carer"
+    return None
+
+
+def _says_assessed(sent: Span) -> bool:
+    """The sentence says a man was assessed or checked (and not that he was not)."""
+    doc = sent.doc
+    for tok in sent:
+        if tok.norm_ in ASSESSED:
+            before = {doc[k].norm_ for k in range(max(sent.start, tok.i - 3), tok.i)}
+            if not before & UNKNOWN_NEG:
+                return True
+    return False
+
+
+@rule("man_in_household")
+def man_in_household(doc: Doc, args: dict[str, str]) -> list[tuple[int, int, str]]:
+    """A man in the household or a caring role who harmed the child, posed a risk, or was not
+    known to services: a partner / boyfriend / step-father with harm, risk or unknown words in
+    the same sentence; a father only with serious harm (convicted, offending, violence).
+    Not when the sentence says he was assessed."""
+    wanted = CARER_MEN | FATHER_WORDS | MEN_WORDS | frozenset({"partner", "step"})
+    hits = []
+    for i in indices_with_norm(doc, wanted):
+        kind = _household_man(doc, i)
+        if kind is None:
+            continue
+        sent = doc[i].sent
+        if _says_assessed(sent):
+            continue
+        cues = [t.i for t in sent if t.i != i and t.norm_ in SERIOUS_HARM]
+        if kind == "carer":
+            cues += [t.i for t in sent if t.norm_ in RISK_WORDS or _unknown_cue(doc, t.i)]
+        if cues:
+            lo, hi = min(cues + [i]), max(cues + [i]) + 1
+            hits.append((lo, hi, f"{kind} in the household who harmed or was not known"))
     return hits
 
 
@@ -620,7 +631,10 @@ class RuleEngine:
     def _drop_reason(self, doc: Doc, hit: Hit, excluded: dict, mentions: set[int]) -> str | None:
         lo, hi = doc[hit.start].idx, doc[hit.end - 1].idx + len(doc[hit.end - 1])
         in_excluded = any(a < hi and lo < b for a, b in excluded.get(hit.theme_id, ()))
-        if in_excluded and not _involved_with(doc, hit.start):
+        # "Known to mental health services" is about the person; a practice theme has no
+        # person to be involved, so its exclusions always hold.
+        involved = hit.theme_id not in self.unnegatable and _involved_with(doc, hit.start)
+        if in_excluded and not involved:
             return "excluded context"
         if _is_organisation(doc, hit.start, hit.end) and not _involved_with(doc, hit.start):
             return "service or team name"

@@ -12,6 +12,13 @@ How confidence is combined (all numbers in [0, 1]):
   classifier is responsible for calibrating. Evidence is the sentence the model scores highest
   for that theme, never one in which that theme was negated or hypothetical, and that sentence
   must itself score at least SENTENCE_SUPPORT x threshold, so there is no tag without evidence.
+* Theme heads (nlp/heads.py: linear heads over MiniLM sentence embeddings, trained on real
+  review language): every sentence of a passage is scored; the best sentence that is not
+  negated or hypothetical for a theme gives the passage's head score p_h and is the evidence.
+  A rule hit takes max(rule confidence, p_h) and method "rules+model" when p_h clears the
+  theme's head threshold; without a rule hit the theme is tagged (method "model") when p_h
+  clears that threshold, which cross-validation on real documents chose per theme (themes where
+  model-only tags were not precise have the threshold NEVER).
 * Themes with other algorithms (any / all / literal / regex / fuzzy) use nlp.matching with
   prior LITERAL_PRIOR; their hits pass the same negation check.
 """
@@ -19,7 +26,7 @@ How confidence is combined (all numbers in [0, 1]):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,6 +34,7 @@ import numpy as np
 from spacy.tokens import Doc
 
 from nlp import negation
+from nlp.heads import ThemeHeads
 from nlp.matching import matches
 from nlp.pipeline import get_nlp, tokenizer_safe
 from nlp.rules import DocRules, RuleEngine, ThemeMatch, is_negatable, sentence_span
@@ -45,6 +53,12 @@ SENTENCE_SUPPORT = 0.5
 MODEL_ONLY_FLOOR = 0.9
 LITERAL_PRIOR = 0.8
 SIMPLE_ALGORITHMS = frozenset({"any", "all", "literal", "regex", "fuzzy"})
+#: Sentences shorter than this (characters) are headings or debris: never scored by the heads.
+MIN_SENTENCE_CHARS = 20
+
+EmbedFn = Callable[[list[str]], np.ndarray]
+#: (passage index) -> theme id -> (best head score, evidence sentence span)
+HeadBest = dict[int, dict[str, tuple[float, tuple[int, int]]]]
 
 
 class ThemeModel(Protocol):
@@ -91,9 +105,13 @@ class Tagger:
         model: ThemeModel | None = None,
         *,
         model_only_floor: float = MODEL_ONLY_FLOOR,
+        heads: ThemeHeads | None = None,
+        embed: EmbedFn | None = None,
     ) -> None:
         self.taxonomy = taxonomy or load_taxonomy()
         self.model = model
+        self.heads = heads if embed is not None else None
+        self.embed = embed
         self.model_only_floor = model_only_floor
         self.nlp = get_nlp()
         self.engine = RuleEngine(self.taxonomy, self.nlp)
@@ -112,6 +130,8 @@ class Tagger:
         if self.model is not None:
             header = getattr(self.model, "header", {}) or {}
             model_part = str(header.get("labels_hash", "model"))
+        if self.heads is not None:
+            model_part += "|heads:" + self.heads.fingerprint()
         digest = hashlib.sha256(f"{self.taxonomy.fingerprint()}|{model_part}".encode())
         return digest.hexdigest()[:16]
 
@@ -121,17 +141,64 @@ class Tagger:
     def tag_many(self, texts: Sequence[str], batch_size: int = 256) -> list[list[TagResult]]:
         """Tag many texts: one nlp.pipe pass and (with a model) two batched model calls."""
         texts = list(texts)
-        docs = list(self.nlp.pipe(map(tokenizer_safe, texts), batch_size=batch_size))
-        rules = [self._rules_for(doc) for doc in docs]
+        docs, rules = self.parse_and_match(texts, batch_size)
         probs = self._passage_probs(texts)
         model_only = self._model_only_candidates(rules, probs)
         best_sentences = self._best_sentences(docs, rules, model_only)
+        head_best = self.head_scores(docs, rules)
         return [
-            self._combine(i, texts[i], rules[i], probs, best_sentences.get(i, {}))
+            self._combine(
+                i, texts[i], rules[i], probs, best_sentences.get(i, {}), head_best.get(i, {})
+            )
             for i in range(len(texts))
         ]
 
+    # -- heads
+
+    def head_scores(self, docs: Sequence[Doc], rules: Sequence[DocRules] | None = None) -> HeadBest:
+        """Best head score and its sentence, per passage and theme (empty without heads).
+
+        Sentences negated or hypothetical for a theme (per the rules' suppressed spans) are
+        never its evidence, so "no concerns about her mental health" cannot tag it.
+        """
+        if self.heads is None or self.embed is None or not docs:
+            return {}
+        spans: list[tuple[int, tuple[int, int]]] = []
+        for i, doc in enumerate(docs):
+            for sent in doc.sents:
+                a, b = sentence_span(sent)
+                if b - a >= MIN_SENTENCE_CHARS:
+                    spans.append((i, (a, b)))
+        if not spans:
+            return {}
+        vectors = self.embed([docs[i].text[a:b] for i, (a, b) in spans])
+        matrix = self.heads.scores(vectors)
+        themes = [(j, t) for j, t in enumerate(self.heads.theme_ids) if t in self.taxonomy]
+        best: HeadBest = {}
+        for row, (i, span) in enumerate(spans):
+            blocked = rules[i].suppressed if rules is not None else {}
+            per = best.setdefault(i, {})
+            for j, theme_id in themes:
+                score = float(matrix[row, j])
+                if score <= 0.0 or span in blocked.get(theme_id, ()):
+                    continue
+                if theme_id not in per or score > per[theme_id][0]:
+                    per[theme_id] = (score, span)
+        return best
+
+    def head_scores_for(self, texts: Sequence[str]) -> HeadBest:
+        """:meth:`head_scores` for raw texts (evaluation reports use it for misses)."""
+        docs = list(self.nlp.pipe(map(tokenizer_safe, texts)))
+        return self.head_scores(docs, [self._rules_for(d) for d in docs])
+
     # -- rules
+
+    def parse_and_match(
+        self, texts: Sequence[str], batch_size: int = 256
+    ) -> tuple[list[Doc], list[DocRules]]:
+        """Parsed texts and every rule outcome (evaluation reuses them across folds)."""
+        docs = list(self.nlp.pipe(map(tokenizer_safe, texts), batch_size=batch_size))
+        return docs, [self._rules_for(doc) for doc in docs]
 
     def _rules_for(self, doc: Doc) -> DocRules:
         result = self.engine.match_doc(doc)
@@ -219,18 +286,31 @@ class Tagger:
         rules: DocRules,
         probs: dict[str, np.ndarray],
         model_evidence: dict[str, tuple[int, int]],
+        heads: dict[str, tuple[float, tuple[int, int]]],
     ) -> list[TagResult]:
         results = []
         for theme_id, match in rules.matches.items():
             p = float(probs[theme_id][i]) if theme_id in probs else None
-            method = "rules+model" if p is not None and p >= self._threshold(theme_id) else "rules"
-            confidence = max(match.confidence, p or 0.0)
+            agrees = p is not None and p >= self._threshold(theme_id)
+            h = heads.get(theme_id, (0.0, (0, 0)))[0]
+            # Balanced heads are not calibrated: their score only counts once it clears the
+            # threshold cross-validation chose for the theme.
+            heads_agree = self.heads is not None and h >= self.heads.threshold(theme_id)
+            agrees = agrees or heads_agree
+            confidence = max(match.confidence, p or 0.0, h if heads_agree else 0.0)
+            method = "rules+model" if agrees else "rules"
             results.append(
                 self._result(theme_id, confidence, method, _evidence(text, match.evidence))
             )
+        done = set(rules.matches)
         for theme_id, span in model_evidence.items():
             p = float(probs[theme_id][i])
             results.append(self._result(theme_id, p, "model", _evidence(text, [span])))
+            done.add(theme_id)
+        for theme_id, (h, span) in heads.items():
+            if theme_id in done or self.heads is None or h < self.heads.threshold(theme_id):
+                continue
+            results.append(self._result(theme_id, h, "model", _evidence(text, [span])))
         return sorted(results, key=lambda r: (-r.confidence, r.theme_id))
 
     def _result(self, theme_id: str, confidence: float, method: str, evidence) -> TagResult:

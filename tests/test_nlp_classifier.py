@@ -15,16 +15,10 @@ import numpy as np
 import pytest
 
 from nlp import classifier as clf
-from nlp.classifier import (
-    FORMAT_VERSION,
-    LabelledExample,
-    ModelFormatError,
-    ThemeClassifier,
-    labels_hash,
-    load_training_passages,
-    needs_retraining,
-    train_from_examples,
-)
+from nlp import model_file, training_data
+from nlp.classifier import ThemeClassifier, train_from_examples
+from nlp.model_file import FORMAT_VERSION, ModelFormatError, needs_retraining
+from nlp.training_data import LabelledExample, labels_hash, load_training_passages
 
 CORE_IDS = {
     "under-1s", "non-accidental-injury", "neglect", "sexual-abuse", "child-exploitation",
@@ -134,7 +128,7 @@ def test_save_load_round_trip(toy_model: ThemeClassifier, tmp_path: Path) -> Non
     assert np.array_equal(loaded.predict_proba(texts), toy_model.predict_proba(texts))
     assert loaded.thresholds == toy_model.thresholds
     assert loaded.theme_ids == toy_model.theme_ids
-    header = clf.read_header(path)
+    header = model_file.read_header(path)
     assert header["format_version"] == FORMAT_VERSION
     assert header["theme_ids"] == THEMES
     assert header["n_examples"] == 106
@@ -159,9 +153,9 @@ def test_failed_save_keeps_old_model(
         raise OSError("disk full")
 
     if fail_at == "write":
-        monkeypatch.setattr(clf, "_write_payload", boom)
+        monkeypatch.setattr(model_file, "_write_payload", boom)
     else:
-        monkeypatch.setattr(clf.os, "replace", boom)
+        monkeypatch.setattr(model_file.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         toy_model.save(path)
     monkeypatch.undo()
@@ -174,7 +168,7 @@ def test_other_format_version_is_refused(toy_model: ThemeClassifier, tmp_path: P
     path = tmp_path / "old.pkl"
     header = {**toy_model.header, "format_version": FORMAT_VERSION + 1}
     with open(path, "wb") as fh:
-        clf._write_payload(fh, header, toy_model._state())
+        model_file._write_payload(fh, header, toy_model._state())
     with pytest.raises(ModelFormatError, match="format version"):
         ThemeClassifier.load(path)
     texts, labels = _toy_data()
@@ -284,7 +278,7 @@ def test_unknown_themes_are_not_negatives() -> None:
 
 
 def test_human_rejection_overrides_training_file_label() -> None:
-    merged = clf.merge_examples(
+    merged = training_data.merge_examples(
         [
             LabelledExample(
                 "Same  text", frozenset({"neglect", "under-1s"}), frozenset({"covid-19"})
@@ -326,7 +320,7 @@ def test_split_segments() -> None:
 
 
 def _bundled_rows() -> list[dict]:
-    path = Path(clf.__file__).parent / "data" / "training_passages.jsonl"
+    path = Path(training_data.__file__).parent / "data" / "training_passages.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
@@ -356,7 +350,7 @@ def test_load_training_passages_is_fully_labelled() -> None:
     for ex in examples:
         assert ex.positives | ex.negatives == CORE_IDS
         assert not ex.positives & ex.negatives
-    assert clf.core_theme_ids() == sorted(CORE_IDS)
+    assert training_data.core_theme_ids() == sorted(CORE_IDS)
 
 
 def test_train_from_examples_default_theme_ids(tmp_path: Path) -> None:

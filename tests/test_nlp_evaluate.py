@@ -57,3 +57,34 @@ def test_cross_validation_never_predicts_training_items() -> None:
     assert result.scores["micro"]["f1"] == 1.0
     assert sorted(result.predictions) == sorted(it.id for it in items)
     assert sorted(i for fold in result.folds for i in fold) == sorted(it.id for it in items)
+
+
+def test_decision_impact_scores_only_what_people_decided() -> None:
+    from nlp.evaluate import decision_impact
+    from nlp.training_data import LabelledExample
+
+    themes = ["poverty-housing", "covid-19"]
+    base = [
+        LabelledExample("The family fell behind with the rent.", {"poverty-housing"}, {"covid-19"}),
+        LabelledExample(
+            "Lockdown closed the nursery for weeks.", {"covid-19"}, {"poverty-housing"}
+        ),
+        LabelledExample("The boy played football on Saturdays.", set(), set(themes)),
+        LabelledExample("Debt letters piled up by the door.", {"poverty-housing"}, {"covid-19"}),
+        LabelledExample(
+            "Visits moved online during the pandemic.", {"covid-19"}, {"poverty-housing"}
+        ),
+        LabelledExample("The garden was tidy in the spring.", set(), set(themes)),
+    ]
+    decided = [
+        LabelledExample(
+            f"Arrears notice number {n} arrived from the landlord.", {"poverty-housing"}
+        )
+        for n in range(4)
+    ] + [LabelledExample("A landlord visited to mend the boiler.", set(), {"poverty-housing"})]
+    report = decision_impact(base, decided, themes, folds=2)
+    assert report["decisions"] == 5 and set(report["themes"]) == {"poverty-housing"}
+    entry = report["themes"]["poverty-housing"]
+    assert entry["before"]["decided"] == entry["after"]["decided"] == 5
+    assert entry["after"]["support"] == 4
+    assert decision_impact(base, [], themes) == {"decisions": 0, "themes": {}}

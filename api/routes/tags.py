@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep
 from kb.models import TagStatus, ThemeTagPublic
 from kb.services.access import Principal
-from kb.services.tagging import decide_tag
+from kb.services.tagging import decide_tag, tags_to_check, theme_precision, uncertainty
+
+__all__ = ["precision_data", "queue_data", "uncertainty"]
 
 router = APIRouter(tags=["tags"])
 
@@ -18,6 +22,49 @@ CONFLICT = {409: {"description": "Someone changed the tag since you read it: rel
 
 class TagDecisionIn(BaseModel):
     version: int = Field(ge=1, description="The tag's version_id when you read it.")
+
+
+class TagQueue(BaseModel):
+    """Suggestions most worth a decision, and each theme's precision measured from decisions."""
+
+    tags: list[ThemeTagPublic]
+    precision: dict[str, dict[str, Any]]
+
+
+MAX_QUEUE = 200
+
+
+def precision_data(session: Session, principal: Principal) -> dict[str, dict[str, Any]]:
+    """Per-theme precision measured from the decisions ``principal`` may see."""
+    return theme_precision(session, principal=principal)
+
+
+def queue_data(session: Session, principal: Principal, *, limit: int = 50) -> TagQueue:
+    """The data function behind the API route and the "Tags to check" page.
+
+    The evidence quotes reviews (some unpublished), so reading the queue is audited once.
+    """
+    tags = tags_to_check(session, principal=principal, limit=limit)
+    audit.record(
+        session,
+        principal=principal,
+        action="tags.queue",
+        object_type="theme_tag",
+        object_id=None,
+        detail={"count": len(tags)},
+    )
+    return TagQueue(tags=tags, precision=theme_precision(session, principal=principal))
+
+
+@router.get("/tags/queue")
+def read_tag_queue(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=MAX_QUEUE)] = 50,
+) -> TagQueue:
+    """Suggested tags ordered by uncertainty (confidence nearest 0.5 first), with per-theme
+    precision from the confirmations and rejections so far."""
+    return queue_data(session, principal, limit=limit)
 
 
 def decide(

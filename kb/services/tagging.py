@@ -14,39 +14,74 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from corpus.readers import read_document
+from corpus.segment import segment
 from kb.config import Settings, get_settings
 from kb.db import session_scope
 from kb.models import Passage, Review, Role, TagStatus, ThemeTag, ThemeTagPublic, utcnow
 from kb.services import audit
-from kb.services.access import Principal, can_edit, can_see
+from kb.services.access import Principal, can_edit, can_see, visible_reviews
 from kb.services.errors import Conflict, Forbidden
 from kb.services.reviews import NotFound, get_review
-from nlp.classifier import (
-    LabelledExample,
-    ModelFormatError,
-    ThemeClassifier,
-    bundled_sentence_embedder,
-    examples_hash,
-    load_training_passages,
-    read_header,
-    train_from_examples,
-)
+from nlp.classifier import ThemeClassifier, train_from_examples
+from nlp.embeddings import ModelNotFoundError, bundled_sentence_embedder, get_embedder
+from nlp.evaluate import decision_impact, load_document_gold, load_gold, prepare_documents
+from nlp.head_training import Unit, VectorCache, labelled_units, train_heads
+from nlp.heads import BUNDLED_HEADS, NEVER, HeadsFormatError, ThemeHeads
+from nlp.model_file import ModelFormatError, read_header
 from nlp.tagger import Tagger, TagResult
 from nlp.taxonomy import Taxonomy, load_taxonomy
+from nlp.training_data import LabelledExample, examples_hash, load_training_passages
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "themes.model"
+HEADS_FILE = "theme_heads.npz"
 
 
 @lru_cache(maxsize=4)
-def _cached_tagger(taxonomy_files: tuple[Path, ...], model_path: Path, stamp: float) -> Tagger:
+def _cached_tagger(
+    taxonomy_files: tuple[Path, ...], model_path: Path, stamp: float, heads_path: Path | None
+) -> Tagger:
     taxonomy = load_taxonomy(list(taxonomy_files))
-    return Tagger(taxonomy, model=_load_model(model_path))
+    heads = _load_heads(heads_path) if heads_path is not None else None
+    embed = get_embedder(get_settings().embedding_model).encode if heads else None
+    return Tagger(taxonomy, model=_load_model(model_path), heads=heads, embed=embed)
+
+
+def heads_path(settings: Settings) -> Path | None:
+    """The theme heads in use: trained here (`kb train --gold`) or the shipped ones."""
+    if not settings.theme_heads:
+        return None
+    local = settings.model_dir / HEADS_FILE
+    if local.exists():
+        return local
+    return BUNDLED_HEADS if BUNDLED_HEADS.exists() else None
+
+
+def _load_heads(path: Path) -> ThemeHeads | None:
+    """Heads that may add tags, or None: heads whose thresholds are all NEVER would only
+    change confidences, and are not worth loading the embedding model for on every tag run."""
+    try:
+        heads = ThemeHeads.load(path)
+    except HeadsFormatError as exc:
+        log.warning("ignoring theme heads %s (%s); tagging without them", path, exc)
+        return None
+    if not any(t < NEVER for t in heads.thresholds):
+        return None
+    try:
+        model_id = get_embedder(get_settings().embedding_model).model_id
+    except ModelNotFoundError as exc:
+        log.warning("theme heads need the embedding model (%s); tagging without them", exc)
+        return None
+    if heads.embedder_id and heads.embedder_id != model_id:
+        log.warning("theme heads were trained on %s, not %s; not used", heads.embedder_id, model_id)
+        return None
+    return heads
 
 
 def _load_model(path: Path) -> ThemeClassifier | None:
@@ -70,7 +105,10 @@ def get_tagger(settings: Settings | None = None) -> Tagger:
     settings = settings or get_settings()
     model_path = settings.model_dir / MODEL_FILE
     stamp = model_path.stat().st_mtime if model_path.exists() else 0.0
-    return _cached_tagger(tuple(settings.taxonomy_files), model_path, stamp)
+    heads = heads_path(settings)
+    if heads is not None:
+        stamp += heads.stat().st_mtime
+    return _cached_tagger(tuple(settings.taxonomy_files), model_path, stamp, heads)
 
 
 @lru_cache(maxsize=4)
@@ -265,6 +303,55 @@ def decided_examples(session: Session) -> list[LabelledExample]:
     ]
 
 
+def passages_of(path: Path) -> list[tuple[int, str]]:
+    """A document's passages as (start offset, text), split exactly as ingest splits it."""
+    doc = read_document(path)
+    return [(p.start, p.text) for section in segment(doc) for p in section.passages]
+
+
+def train_heads_from_gold(
+    engine: Engine, gold: Path, *, passage_gold: Path | None = None
+) -> dict[str, Any]:
+    """Train the theme heads on document-level gold (+ passage gold, bundled passages and human
+    decisions) and save them in the model folder, where they replace the shipped heads.
+
+    Thresholds for model-only tags come from inner cross-validation over the gold documents.
+    """
+    settings = get_settings()
+    tagger = Tagger(load_taxonomy(list(settings.taxonomy_files)))
+    theme_ids = [t.id for t in tagger.taxonomy]
+    docs = prepare_documents(load_document_gold(gold), passages_of, tagger)
+    with session_scope(engine) as session:
+        decided = decided_examples(session)
+    base = labelled_units([(e.text, e.positives) for e in load_training_passages()], theme_ids)
+    if passage_gold is not None:
+        base += labelled_units([(i.text, i.themes) for i in load_gold(passage_gold)], theme_ids)
+    base += [Unit(e.text, set(e.positives), set(e.negatives)) for e in decided]
+    embedder = get_embedder(settings.embedding_model)
+    heads = train_heads(
+        docs, base, VectorCache(embedder.encode), theme_ids, embedder_id=embedder.model_id
+    )
+    path = heads.save(settings.model_dir / HEADS_FILE)
+    model_only = [t for t, th in zip(heads.theme_ids, heads.thresholds, strict=True) if th < NEVER]
+    return {
+        "trained": True,
+        "documents": len(docs),
+        "units": len(base),
+        "path": str(path),
+        "model_only_themes": model_only,
+    }
+
+
+def decision_report(engine: Engine, *, folds: int = 5) -> dict[str, Any]:
+    """Per theme, cross-validated P/R/F1 on people's decisions before and after learning from
+    them (see :func:`nlp.evaluate.decision_impact`)."""
+    with session_scope(engine) as session:
+        decided = decided_examples(session)
+    base = load_training_passages()
+    theme_ids = sorted({t for e in base for t in e.positives | e.negatives})
+    return decision_impact(base, decided, theme_ids, folds=folds)
+
+
 def train_model(engine: Engine, *, force: bool = False, embed: Any = None) -> dict[str, Any]:
     """Retrain the learned model from the bundled labels plus human decisions.
 
@@ -294,3 +381,54 @@ def _saved_hash(path: Path) -> str | None:
 def review_of(session: Session, passage_id: int) -> Review | None:
     passage = session.get(Passage, passage_id)
     return session.get(Review, passage.review_id) if passage else None
+
+
+# --------------------------------------------------------------------------- learning from people
+
+
+def uncertainty(confidence: float) -> float:
+    """1 for a coin toss (0.5), 0 for a sure call (0 or 1): how much a decision would teach."""
+    return 1.0 - abs(2.0 * float(confidence) - 1.0)
+
+
+def tags_to_check(
+    session: Session, *, principal: Principal, limit: int = 50, review_id: int | None = None
+) -> list[ThemeTagPublic]:
+    """Suggested tags on reviews ``principal`` may see, most informative first.
+
+    Most informative = confidence nearest 0.5 (uncertainty sampling): a person's decision on a
+    tag the tagger is unsure of changes the model most, while confirming a 0.99 rule hit
+    teaches it almost nothing. Ties go to the older tag.
+    """
+    query = (
+        select(ThemeTag)
+        .join(Review, col(Review.id) == ThemeTag.review_id)
+        .where(ThemeTag.status == TagStatus.SUGGESTED, visible_reviews(principal))
+    )
+    if review_id is not None:
+        query = query.where(ThemeTag.review_id == review_id)
+    distance = func.abs(col(ThemeTag.confidence) - 0.5)
+    rows = session.exec(query.order_by(distance, col(ThemeTag.id)).limit(limit)).all()
+    return [ThemeTagPublic.model_validate(t) for t in rows]
+
+
+def theme_precision(session: Session, *, principal: Principal) -> dict[str, dict[str, Any]]:
+    """Per theme: tags confirmed and rejected so far and the precision that measures.
+
+    Only decisions on reviews ``principal`` may see are counted; ``precision`` is None until
+    someone has decided at least one of that theme's tags.
+    """
+    rows = session.exec(
+        select(ThemeTag.theme_id, ThemeTag.status, func.count())
+        .join(Review, col(Review.id) == ThemeTag.review_id)
+        .where(ThemeTag.status != TagStatus.SUGGESTED, visible_reviews(principal))
+        .group_by(ThemeTag.theme_id, ThemeTag.status)
+    ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for theme_id, status, count in rows:
+        entry = out.setdefault(theme_id, {"confirmed": 0, "rejected": 0, "precision": None})
+        entry["confirmed" if status == TagStatus.CONFIRMED else "rejected"] += int(count)
+    for entry in out.values():
+        decided = entry["confirmed"] + entry["rejected"]
+        entry["precision"] = round(entry["confirmed"] / decided, 4) if decided else None
+    return out

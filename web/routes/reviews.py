@@ -57,7 +57,8 @@ def review_page(
     """The full text of the review's passages with each theme's evidence highlighted."""
     detail = reviews_api.review_data(session, principal, review_id, audit_via="web")
     tags = reviews_api.tags_data(session, principal, review_id, audit_via=None)  # audited above
-    context = review_context(request, detail, tags, principal)
+    precision = tags_api.precision_data(session, principal)
+    context = review_context(request, detail, tags, principal, precision)
     review = get_review(session, principal=principal, review_id=review_id)
     context["can_edit"] = may_edit(principal, review.partnership_id)
     context["roles"] = [role.value for role in PassageRole]
@@ -67,12 +68,19 @@ def review_page(
 
 
 def review_context(
-    request: Request, detail: dict[str, Any], tags: list[ThemeTagPublic], principal: Principal
+    request: Request,
+    detail: dict[str, Any],
+    tags: list[ThemeTagPublic],
+    principal: Principal,
+    precision: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     labels = theme_labels(request)
     colour_of: dict[str, int] = {}
     by_passage: dict[int, list[ThemeTagPublic]] = defaultdict(list)
-    for tag in tags:
+    # Within a passage, the suggestion a decision would teach most comes first.
+    for tag in sorted(
+        tags, key=lambda t: (t.status != TagStatus.SUGGESTED, -tags_api.uncertainty(t.confidence))
+    ):
         colour_of.setdefault(tag.theme_id, len(colour_of))
         by_passage[tag.passage_id].append(tag)
     legend = []
@@ -87,6 +95,7 @@ def review_context(
                 "passages": len(own),
                 "confirmed": sum(t.status == TagStatus.CONFIRMED for t in own),
                 "rejected": sum(t.status == TagStatus.REJECTED for t in own),
+                "precision": (precision or {}).get(theme_id, {}).get("precision"),
             }
         )
     sections = []
@@ -135,22 +144,66 @@ def theme_labels(request: Request) -> dict[str, str]:
 # --------------------------------------------------------------------------- tag decisions
 
 
+@router.get("/tags/queue", name="tags_queue_page")
+def tags_queue_page(
+    request: Request,
+    session: SessionDep,
+    principal: WebPrincipal,
+    limit: Annotated[int, Query(ge=1, le=tags_api.MAX_QUEUE)] = 50,
+) -> HTMLResponse:
+    """"Tags to check": suggestions ordered by uncertainty, each theme's measured precision."""
+    queue = tags_api.queue_data(session, principal, limit=limit)
+    labels = theme_labels(request)
+    rows = []
+    for tag in queue.tags:
+        measured = queue.precision.get(tag.theme_id, {})
+        rows.append(
+            {
+                "tag": tag,
+                "label": labels.get(tag.theme_id, tag.theme_id),
+                "precision": measured.get("precision"),
+                "decided": measured.get("confirmed", 0) + measured.get("rejected", 0),
+            }
+        )
+    context = {"rows": rows, "can_decide": principal.role in tags_api.DECIDERS}
+    return render(request, "tags_queue.html", context)
+
+
 def _decide(
-    session: SessionDep, principal: Principal, tag_id: int, status: TagStatus, version: int
+    session: SessionDep,
+    principal: Principal,
+    tag_id: int,
+    status: TagStatus,
+    version: int,
+    back: str | None = None,
 ) -> Response:
+    """Decide, then return to where the decision was made (the queue or the review)."""
     tag = tags_api.decide(session, principal, tag_id, status, version)
+    if back == "queue":
+        return RedirectResponse("/tags/queue", status_code=303)
     return RedirectResponse(f"/reviews/{tag.review_id}#passage-{tag.passage_id}", status_code=303)
+
+
+BackField = Annotated[str | None, Form(max_length=10)]
 
 
 @router.post("/tags/{tag_id}/confirm", name="confirm_tag_form")
 def confirm_tag_form(
-    session: SessionDep, principal: WebPrincipal, tag_id: int, version: Annotated[int, Form(ge=1)]
+    session: SessionDep,
+    principal: WebPrincipal,
+    tag_id: int,
+    version: Annotated[int, Form(ge=1)],
+    back: BackField = None,
 ) -> Response:
-    return _decide(session, principal, tag_id, TagStatus.CONFIRMED, version)
+    return _decide(session, principal, tag_id, TagStatus.CONFIRMED, version, back)
 
 
 @router.post("/tags/{tag_id}/reject", name="reject_tag_form")
 def reject_tag_form(
-    session: SessionDep, principal: WebPrincipal, tag_id: int, version: Annotated[int, Form(ge=1)]
+    session: SessionDep,
+    principal: WebPrincipal,
+    tag_id: int,
+    version: Annotated[int, Form(ge=1)],
+    back: BackField = None,
 ) -> Response:
-    return _decide(session, principal, tag_id, TagStatus.REJECTED, version)
+    return _decide(session, principal, tag_id, TagStatus.REJECTED, version, back)
