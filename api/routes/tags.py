@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
@@ -42,17 +42,9 @@ def precision_data(session: Session, principal: Principal) -> dict[str, dict[str
 def queue_data(session: Session, principal: Principal, *, limit: int = 50) -> TagQueue:
     """The data function behind the API route and the "Tags to check" page.
 
-    The evidence quotes reviews (some unpublished), so reading the queue is audited once.
+    Reading the queue is audited by the service (its evidence quotes unpublished reviews).
     """
     tags = tags_to_check(session, principal=principal, limit=limit)
-    audit.record(
-        session,
-        principal=principal,
-        action="tags.queue",
-        object_type="theme_tag",
-        object_id=None,
-        detail={"count": len(tags)},
-    )
     return TagQueue(tags=tags, precision=theme_precision(session, principal=principal))
 
 

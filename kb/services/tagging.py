@@ -398,7 +398,8 @@ def tags_to_check(
 
     Most informative = confidence nearest 0.5 (uncertainty sampling): a person's decision on a
     tag the tagger is unsure of changes the model most, while confirming a 0.99 rule hit
-    teaches it almost nothing. Ties go to the older tag.
+    teaches it almost nothing. Ties go to the older tag. The queue (all reviews) is audited,
+    since its evidence quotes unpublished reviews; one review's tags are audited with its page.
     """
     query = (
         select(ThemeTag)
@@ -409,6 +410,15 @@ def tags_to_check(
         query = query.where(ThemeTag.review_id == review_id)
     distance = func.abs(col(ThemeTag.confidence) - 0.5)
     rows = session.exec(query.order_by(distance, col(ThemeTag.id)).limit(limit)).all()
+    if review_id is None:
+        audit.record(
+            session,
+            principal=principal,
+            action="tags.queue",
+            object_type="theme_tag",
+            object_id=None,
+            detail={"count": len(rows)},
+        )
     return [ThemeTagPublic.model_validate(t) for t in rows]
 
 
