@@ -53,8 +53,7 @@ class ReviewFilter:
     def active(self) -> bool:
         """Whether any filter (not the sort) is set: the page opens its filter box then."""
         return bool(
-            self.q or self.review_type or self.partnership or self.year or self.status
-            or self.theme
+            self.q or self.review_type or self.partnership or self.year or self.status or self.theme
         )
 
 

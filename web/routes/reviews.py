@@ -43,9 +43,7 @@ def reviews_page(
     refused, so an old bookmark still opens the list.
     """
     filters = _list_filters(request.query_params)
-    page = reviews_api.reviews_page(
-        session, principal, offset=offset, limit=limit, filters=filters
-    )
+    page = reviews_api.reviews_page(session, principal, offset=offset, limit=limit, filters=filters)
     facets = review_facets(session, principal=principal)
     labels = theme_labels(request)
     query = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit") and v}
