@@ -16,6 +16,7 @@ from api.routes import (
     me,
     reviews,
     schema,
+    scrutiny,
     search,
     tags,
     themes,
@@ -23,5 +24,17 @@ from api.routes import (
 )
 
 api_router = APIRouter(prefix="/api")
-for module in (me, reviews, findings, tags, documents, search, briefings, themes, tracker, schema):
+for module in (
+    me,
+    reviews,
+    findings,
+    tags,
+    documents,
+    search,
+    briefings,
+    themes,
+    scrutiny,  # before tracker: /signals/export.* must not be read as another route's path
+    tracker,
+    schema,
+):
     api_router.include_router(module.router)
