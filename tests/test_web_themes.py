@@ -92,22 +92,26 @@ def test_exports_exclude_hidden_reviews(clients) -> None:
     viewer = clients["viewer"].get("/api/themes/recurrence.csv")
     assert viewer.status_code == 200 and viewer.headers["content-type"].startswith("text/csv")
     assert 'filename="recurrence.csv"' in viewer.headers["content-disposition"]
-    rows = list(csv.reader(io.StringIO(viewer.text)))
-    assert rows[0][:4] == ["Theme", "Label", "Reviews", "Of"]
-    assert {r[0]: (r[2], r[3]) for r in rows[1:]} == {
+    rows = list(csv.reader(io.StringIO(viewer.text.lstrip("\ufeff"))))
+    assert rows[2][:4] == ["Theme", "Reviews", "Of", "Share"]
+    assert {r[-1]: (r[1], r[2]) for r in rows[3:]} == {
         "under-1s": ("1", "1"),
         "information-sharing": ("1", "1"),
     }
+    assert {r[4] for r in rows[3:]} == {"Child P"}  # pseudonyms, not review ids
     admin_rows = list(
         csv.reader(io.StringIO(clients["admin"].get("/api/themes/recurrence.csv").text))
     )
-    assert list({r[3] for r in admin_rows[1:]}) == ["2"]
+    assert list({r[2] for r in admin_rows[3:]}) == ["2"]
+    assert MARKER not in viewer.text
     book = load_workbook(io.BytesIO(clients["viewer"].get("/api/themes/matrix.xlsx").content))
     sheet = book.active
     values = [[c for c in row] for row in sheet.iter_rows(values_only=True)]
-    assert values[0] == ["Theme", "Label", "2023"]
-    assert {row[0] for row in values[1:-1]} == {"under-1s", "information-sharing"}
-    assert values[-1][1:] == ["Reviews", 1]
+    assert values[2] == ["Theme", "2023", "Total", "Share", "Theme id"]
+    assert {row[-1] for row in values[3:-1]} == {"under-1s", "information-sharing"}
+    assert values[-1][:3] == ["All reviews", 1, 1]
+    titled = clients["viewer"].get("/api/themes/recurrence.csv", params={"type": "lcspr"}).text
+    assert "(type lcspr)" in titled.splitlines()[0]
 
 
 def test_charts_count_only_visible_reviews(clients) -> None:

@@ -19,6 +19,7 @@ from kb.db import session_scope
 from kb.models import ActionStatus, ReviewType
 from kb.services.access import Principal
 from kb.services.recurrence import export_recurrence, theme_recurrence, theme_year_matrix
+from kb.services.reviews import review_pseudonyms
 from kb.services.tracker import list_actions, theme_labels
 from kb.services.tracker_io import TrackerImportError, export_tracker, import_tracker
 from kb.services.tracker_view import TrackerFilter, scrutiny, signals_table, write_signals
@@ -77,8 +78,11 @@ def recurrence(
 def _maybe_export(data: dict[str, Any], out: Path | None) -> None:
     if out is None:
         return
+    ids = sorted({i for t in data["themes"] for i in t.get("review_ids", [])})
+    with session_scope(ready_engine()) as session:
+        names = review_pseudonyms(session, principal=Principal.system(), review_ids=ids)
     try:
-        export_recurrence(data, out)
+        export_recurrence(data, out, names=names)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     console.print(f"written {out}")

@@ -218,3 +218,17 @@ def review_statuses(
     if missing:
         raise NotFound(f"review {missing[0]} not found")
     return found
+
+
+def review_pseudonyms(
+    session: Session, *, principal: Principal, review_ids: list[int]
+) -> dict[int, str]:
+    """Review id → pseudonym for those the principal may see (exports name reviews, not ids)."""
+    if not review_ids:
+        return {}
+    rows = session.exec(
+        select(Review.id, Review.pseudonym).where(
+            col(Review.id).in_(review_ids), visible_reviews(principal)
+        )
+    ).all()
+    return {int(rid): name for rid, name in rows if rid is not None}
