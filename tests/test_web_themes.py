@@ -141,3 +141,19 @@ def test_charts_follow_filters_and_handle_no_data(clients) -> None:
     assert "No dated reviews match these filters" in empty.text
     page = clients["admin"].get("/themes", params={"partnership": "Oakvale"}).text
     assert "No tagged themes" in page
+
+
+def test_charts_carry_totals_shares_and_direct_labels(clients) -> None:
+    """The heatmap ends each row with its total and share; trend lines are named at their ends
+    (no legend to match by colour); the matrix table has the same totals and shares."""
+    viewer = clients["viewer"]
+    heat = _svg_texts(viewer.get("/charts/heatmap.svg").text)
+    assert "Total (share)" in heat and "1 (100%)" in heat
+    trend = _svg_texts(viewer.get("/charts/trend.svg").text)
+    # The themes' names are written beside their lines' ends (and "All reviews" beside its own).
+    assert "All reviews" in trend and "Information sharing and communication" in trend
+    page = viewer.get("/themes").text
+    matrix = page[page.index('id="matrix-table"') :]
+    assert '<th scope="col" class="num">Total</th><th scope="col" class="num">Share</th>' in matrix
+    assert "100%" in matrix
+    assert "Trends for the 0" not in clients["admin"].get("/themes?partnership=Oakvale").text
