@@ -256,11 +256,18 @@ def test_export_csv_and_xlsx(engine: Engine, corpus: dict[str, int], tmp_path: P
     # A title, a blank line, headings; reviews by pseudonym (never ids), shares as percentages.
     total = data["total_reviews"]
     assert lines[0] == [f"In how many reviews each theme appears, of {total} reviews"]
-    assert lines[2] == ["Theme", "Reviews", "Of", "Share", "Which reviews", "Theme id"]
+    assert lines[2] == [
+        "Theme", "Reviews", "Of", "Share", "National figure", "National source", "Which reviews",
+        "Theme id",
+    ]  # fmt: skip
     top = data["themes"][0]
     assert lines[3][0] == top["label"] and lines[3][-1] == "hidden-men"
     assert lines[3][3] == f"{top['share'] * 100:.0f}%"
-    assert lines[3][4] == "; ".join(sorted(names[i] for i in top["review_ids"]))
+    assert lines[3][6] == "; ".join(sorted(names[i] for i in top["review_ids"]))
+    by_theme = {line[-1]: line for line in lines[3:]}
+    if "domestic-abuse" in by_theme:  # a theme with a national figure carries it and its source
+        assert by_theme["domestic-abuse"][4] == "Domestic abuse reported 55%"
+        assert "235 reviews" in by_theme["domestic-abuse"][5]
     book = load_workbook(export_recurrence(matrix, tmp_path / "m.xlsx"))
     sheet = book.active
     assert sheet["A1"].value.startswith("Reviews per theme per year")

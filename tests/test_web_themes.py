@@ -11,6 +11,7 @@ import csv
 import io
 import re
 
+import pytest
 from openpyxl import load_workbook
 from sqlmodel import Session
 
@@ -98,7 +99,7 @@ def test_exports_exclude_hidden_reviews(clients) -> None:
         "under-1s": ("1", "1"),
         "information-sharing": ("1", "1"),
     }
-    assert {r[4] for r in rows[3:]} == {"Child P"}  # pseudonyms, not review ids
+    assert {r[6] for r in rows[3:]} == {"Child P"}  # pseudonyms, not review ids
     admin_rows = list(
         csv.reader(io.StringIO(clients["admin"].get("/api/themes/recurrence.csv").text))
     )
@@ -157,3 +158,38 @@ def test_charts_carry_totals_shares_and_direct_labels(clients) -> None:
     assert '<th scope="col" class="num">Total</th><th scope="col" class="num">Share</th>' in matrix
     assert "100%" in matrix
     assert "Trends for the 0" not in clients["admin"].get("/themes?partnership=Oakvale").text
+
+
+def test_national_comparison_table_chart_and_export(clients) -> None:
+    """Each national figure beside the local share, with its source and period (from the data
+    file, not code): as a table, a dot-and-bar chart and in the recurrence export."""
+    from kb.services.national import load_reference
+
+    reference = load_reference()
+    assert reference["domestic-abuse"][0].share == 0.55
+    assert reference["domestic-abuse"][0].source.reviews == 235
+    admin = clients["admin"]
+    page = admin.get("/themes").text
+    table = page[page.index('id="national-table"') :]
+    table = table[: table.index("</table>")]
+    assert "Domestic abuse reported" in table and "55%" in table and "≈75%" in table
+    assert "100% (1/2)" not in table and "50% (1/2)" in table  # admin: 1 of 2 reviews
+    assert "April 2017 to September 2019" in table
+    chart = _svg_texts(admin.get("/charts/national.svg").text)
+    assert "England 55%" in chart and "Here 50%" in chart
+    rows = list(csv.reader(io.StringIO(admin.get("/api/themes/recurrence.csv").text)))
+    domestic = next(r for r in rows[3:] if r[-1] == "domestic-abuse")
+    assert domestic[4] == "Domestic abuse reported 55%" and "2017 to 2019" in domestic[5]
+
+
+def test_a_damaged_reference_file_names_the_file_and_entry(tmp_path) -> None:
+    from kb.services.national import ReferenceError, load_reference
+
+    bad = tmp_path / "ref.yaml"
+    bad.write_text(
+        "sources: {s: {title: T, publisher: P, published: 2022, period: X, reviews: 10}}\n"
+        "figures: [{theme: neglect, source: s, measure: M, share: 75}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ReferenceError, match=r"ref.yaml: figure 1: 'share' must be a number"):
+        load_reference(bad)

@@ -224,6 +224,40 @@ def _recurrence(recurrence: dict[str, Any], limit: int) -> str:
     return _render(7.5, height, draw)
 
 
+def national_svg(rows: list[dict[str, Any]]) -> str:
+    """Dot and bar: for each national figure a grey bar (the national share) and a dark dot
+    (the local share), both with their percentage written beside them."""
+    return _cached_svg("national", {"rows": rows}, 0)
+
+
+def _national(data: dict[str, Any], _size: int) -> str:
+    rows = data["rows"]
+    height = 1.2 + 0.45 * max(len(rows), 1)
+
+    def draw(fig: Figure) -> None:
+        if not rows:
+            _empty(fig, "No national reference figures")
+            return
+        ax = fig.add_subplot()
+        positions = list(range(len(rows)))
+        names = [_short(f"{r['label']}: {r['measure']}") for r in rows]
+        national = [r["national_share"] * 100 for r in rows]
+        local = [r["local_share"] * 100 for r in rows]
+        ax.barh(positions, national, color="#c9ced8", height=0.6, label="England (national)")
+        ax.scatter(local, positions, color="#24508f", s=60, zorder=3, marker="D", label="Here")
+        for y, (n, here, row) in enumerate(zip(national, local, rows, strict=True)):
+            ax.text(n + 1, y + 0.22, f"England {row['national_shown']}", va="center", fontsize=8)
+            ax.text(here + 1, y - 0.22, f"Here {here:.0f}%", va="center", color="#24508f",
+                    fontsize=8, weight="bold")  # fmt: skip
+        ax.set_yticks(positions, names)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 115)
+        ax.set_xticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"])
+        ax.set_xlabel("Share of reviews")
+
+    return _render(7.5, height, draw)
+
+
 # --------------------------------------------------------------------------- cache
 
 
@@ -236,10 +270,15 @@ def _cached_svg(name: str, data: dict[str, Any], size: int) -> str:
 
 @lru_cache(maxsize=256)
 def _render_cached(name: str, data: str, size: int) -> str:
-    draw = {"heatmap": _heatmap, "trend": _trend, "recurrence": _recurrence}[name]
+    draw = {
+        "heatmap": _heatmap,
+        "trend": _trend,
+        "recurrence": _recurrence,
+        "national": _national,
+    }[name]
     return draw(json.loads(data), size)
 
 
 def chart_names() -> Sequence[str]:
     """The charts the dashboard serves, by URL name."""
-    return ("heatmap", "trend", "recurrence")
+    return ("heatmap", "trend", "recurrence", "national")

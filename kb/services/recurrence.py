@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from kb.models import Partnership, Review, ReviewType, TagStatus, ThemeTag
 from kb.services.access import Principal, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
+from kb.services.national import load_reference
 from kb.services.readable_export import Percent, Table, csv_bytes, xlsx_bytes
 from kb.services.tracker import theme_labels
 
@@ -266,22 +267,33 @@ def recurrence_table(
         )
     names = names or {}
     total = data["total_reviews"]
+    reference = load_reference()
     return Table(
         name="Recurrence",
         title=f"In how many reviews each theme appears, of {total} reviews{suffix}",
-        columns=["Theme", "Reviews", "Of", "Share", "Which reviews", "Theme id"],
+        columns=[
+            "Theme", "Reviews", "Of", "Share", "National figure", "National source",
+            "Which reviews", "Theme id",
+        ],
         rows=[
             [
                 t["label"],
                 t["reviews"],
                 total,
                 Percent(t["share"]),
+                "; ".join(f"{f.measure} {f.shown()}" for f in reference.get(t["id"], [])),
+                "; ".join(
+                    dict.fromkeys(
+                        f"{f.source.citation()}; {f.source.period}"
+                        for f in reference.get(t["id"], [])
+                    )
+                ),
                 "; ".join(sorted(names.get(i, "(not shown)") for i in t["review_ids"])),
                 t["id"],
             ]
             for t in data["themes"]
         ],
-    )
+    )  # fmt: skip
 
 
 def export_recurrence(
