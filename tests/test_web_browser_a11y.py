@@ -58,6 +58,8 @@ def browser_session() -> Iterator[Any]:
 
 
 def log_in(context: Any, base: str, user: str) -> Any:
+    # The first search loads the embedding model: slow on a busy 2-core machine.
+    context.set_default_timeout(120_000)
     page = context.new_page()
     page.goto(f"{base}/login")
     page.fill("input[name=username]", user)
