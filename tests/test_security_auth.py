@@ -62,7 +62,7 @@ def test_open_redirect_is_refused(web_app, web_world) -> None:
             },
             follow_redirects=False,
         )
-        assert response.headers["location"] == "/reviews"
+        assert response.headers["location"] == "/search"
 
 
 def test_login_without_csrf_is_refused(web_app, web_world) -> None:

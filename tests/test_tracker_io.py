@@ -189,7 +189,7 @@ def test_errors_name_sheet_row_column_and_write_nothing(
     bad_actions[0][8] = "finished"  # row 2
     bad_actions[3][1] = "Child Z"  # row 5
     bad_actions[0][2] = "9"
-    bad_sessions = [list(row) for row in SESSIONS] + [["S-01", "C-99", "2020-01-01", -1, "x", 1]]
+    bad_sessions = [list(row) for row in SESSIONS] + [["S-01", "C-99", "2020-01-01", -1, "x", 72]]
     path = write_workbook(
         tmp_path / "bad.xlsx",
         {"Actions": bad_actions, "Training": TRAINING, "Sessions": bad_sessions},
@@ -216,6 +216,10 @@ def test_errors_name_sheet_row_column_and_write_nothing(
     assert "sheet 'Sessions', row 5, column 'Course ref': unknown course 'C-99'" in problems
     assert "sheet 'Sessions', row 5, column 'Attendance': '-1' is not a whole number" in problems
     assert "sheet 'Sessions', row 5, column 'Pre score': 'x' is not a number" in problems
+    # Scores are on a 1–5 scale: a percentage is refused, not stored beside 1–5 scores.
+    assert "sheet 'Sessions', row 5, column 'Post score': 72 is outside the 1–5 score scale" in (
+        problems
+    )
     assert _counts(engine) == (0, 0, 0)
 
 

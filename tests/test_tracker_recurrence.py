@@ -7,6 +7,8 @@ whose passages carry hand-made embeddings so déjà-vu needs no model.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -248,11 +250,33 @@ def test_export_csv_and_xlsx(engine: Engine, corpus: dict[str, int], tmp_path: P
     with Session(engine) as session:
         data = theme_recurrence(session, principal=ADMIN)
         matrix = theme_year_matrix(session, principal=ADMIN)
-    csv_text = export_recurrence(data, tmp_path / "r.csv").read_text()
-    assert csv_text.splitlines()[0] == "Theme,Label,Reviews,Of,Share,Review ids"
-    assert csv_text.splitlines()[1].startswith("hidden-men,")
-    sheet = load_workbook(export_recurrence(matrix, tmp_path / "m.xlsx")).active
-    assert [c.value for c in sheet[1]][:3] == ["Theme", "Label", "2016"]
-    assert sheet.cell(row=2, column=1).value == "hidden-men"
+    names = {i: f"Child {i}" for t in data["themes"] for i in t["review_ids"]}
+    csv_text = export_recurrence(data, tmp_path / "r.csv", names=names).read_text("utf-8-sig")
+    lines = list(csv.reader(io.StringIO(csv_text)))
+    # A title, a blank line, headings; reviews by pseudonym (never ids), shares as percentages.
+    total = data["total_reviews"]
+    assert lines[0] == [f"In how many reviews each theme appears, of {total} reviews"]
+    assert lines[2] == [
+        "Theme", "Reviews", "Of", "Share", "National figure", "National source", "Which reviews",
+        "Theme id",
+    ]  # fmt: skip
+    top = data["themes"][0]
+    assert lines[3][0] == top["label"] and lines[3][-1] == "hidden-men"
+    assert lines[3][3] == f"{top['share'] * 100:.0f}%"
+    assert lines[3][6] == "; ".join(sorted(names[i] for i in top["review_ids"]))
+    by_theme = {line[-1]: line for line in lines[3:]}
+    if "domestic-abuse" in by_theme:  # a theme with a national figure carries it and its source
+        assert by_theme["domestic-abuse"][4] == "Domestic abuse reported 55%"
+        assert "235 reviews" in by_theme["domestic-abuse"][5]
+    book = load_workbook(export_recurrence(matrix, tmp_path / "m.xlsx"))
+    sheet = book.active
+    assert sheet["A1"].value.startswith("Reviews per theme per year")
+    headings = [c.value for c in sheet[3]]
+    assert headings[:2] == ["Theme", "2016"] and headings[-3:] == ["Total", "Share", "Theme id"]
+    assert sheet.freeze_panes == "A4" and sheet["A3"].font.bold
+    assert sheet.column_dimensions["A"].width >= len(matrix["themes"][0]["label"])
+    first = [c for c in sheet[4]]
+    assert first[-1].value == "hidden-men" and first[-2].number_format == "0%"
+    assert first[-3].value == sum(matrix["themes"][0]["counts"])
     with pytest.raises(ValueError):
         export_recurrence(data, tmp_path / "r.txt")

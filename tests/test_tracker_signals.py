@@ -115,8 +115,13 @@ def test_signal_shape(engine: Engine, world: dict[str, int]) -> None:
         "recurrence_after_action", "deja_vu", "rising", "overdue", "no_impact_evidence",
     }  # fmt: skip
     for item in found:
-        assert set(item) == {"kind", "theme", "summary", "reviews", "actions"}
-        assert all(set(r) == {"id", "pseudonym", "date"} for r in item["reviews"])
+        # The original fields stay (a public contract); headline, type and partnership_id were
+        # added for the tracker page's collapsed list and filters.
+        assert set(item) == {"kind", "theme", "headline", "summary", "reviews", "actions"}
+        assert item["headline"] and "…" not in item["summary"] + item["headline"]
+        assert all(
+            set(r) == {"id", "pseudonym", "date", "type", "partnership_id"} for r in item["reviews"]
+        )
         assert all(
             set(a) == {"ref", "description", "completed_date", "status"} for a in item["actions"]
         )

@@ -307,7 +307,8 @@ def test_build_preview_edit_and_delete_through_the_pages(clients, web_world) -> 
         "item_text": texts,
     }
     edited = c.post(f"/briefings/{bid}/edit", data=form, follow_redirects=False)
-    assert edited.status_code == 303 and edited.headers["location"] == url
+    assert edited.status_code == 303 and edited.headers["location"] == f"{url}?saved=1"
+    assert "Saved (version 2)." in c.get(edited.headers["location"]).text
     after = c.get(f"/api/briefings/{bid}").json()
     assert after["version_id"] == 2 and after["title"] == "Babies: our briefing"
     assert after["sections"][3]["items"][-1] == {
@@ -321,13 +322,22 @@ def test_build_preview_edit_and_delete_through_the_pages(clients, web_world) -> 
     stale = c.post(f"/briefings/{bid}/edit", data=form)
     assert stale.status_code == 409 and "reload and try again" in stale.text
 
-    token = csrf_from(c.get(url).text)
+    # Deleting takes two steps: the draft's page links to a confirmation page (no script
+    # needed), whose form does the delete.
+    page = c.get(url).text
+    assert f'href="/briefings/{bid}/delete"' in page
+    assert f'action="/briefings/{bid}/delete"' not in page
+    confirm = c.get(f"/briefings/{bid}/delete")
+    assert confirm.status_code == 200 and "Delete this draft?" in confirm.text
+    assert f'action="/briefings/{bid}/delete"' in confirm.text
+    token = csrf_from(confirm.text)
     removed = c.post(
         f"/briefings/{bid}/delete",
         data={"csrf_token": token, "version": "2"},
         follow_redirects=False,
     )
-    assert removed.status_code == 303 and removed.headers["location"] == "/briefings"
+    assert removed.status_code == 303 and removed.headers["location"] == "/briefings?deleted=1"
+    assert "The draft was deleted." in c.get(removed.headers["location"]).text
     assert c.get(url).status_code == 404
 
 

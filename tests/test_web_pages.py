@@ -13,10 +13,14 @@ pytest_plugins = ["tests.web_fixtures"]
 
 def test_layout_navigation(clients) -> None:
     html = clients["viewer"].get("/reviews").text
-    for label in ("Search", "Reviews", "Themes", "Tracker", "Briefings", "Upload"):
+    for label in ("Search", "Reviews", "Themes", "Tracker", "Briefings"):
         assert label in html
     assert 'href="/reviews" aria-current="page"' in html
     assert "viewer (viewer)" in html and 'action="/logout"' in html
+    assert '<a class="skip-link" href="#main">' in html and '<main id="main"' in html
+    # Viewers may not upload, so they are not offered the link; panel members are.
+    assert 'href="/upload"' not in html
+    assert 'href="/upload"' in clients["panel-a"].get("/reviews").text
 
 
 @pytest.mark.parametrize("user", list(USERS))
@@ -109,10 +113,22 @@ def test_highlight_overlaps_and_bad_offsets() -> None:
     spans = evidence_spans(
         [tag("x", 0, 5), tag("y", 2, 9), tag("z", 0, 9, TagStatus.REJECTED), tag("w", 7, 99)], 9
     )
-    html = str(highlight(text, spans, {"x": 0, "y": 1, "w": 2}))
+    keys = {"x": 1, "y": 2, "w": 3}
+    labels = {"x": "Ex", "y": "Why <y>"}
+    html = str(highlight(text, spans, {"x": 0, "y": 1, "w": 2}, keys, labels))
+    # Colour is never the only signal: each run ends with its key numbers (the legend's) and,
+    # for screen readers, the themes' names (escaped like the text).
     assert html == (
-        '<mark class="t0" data-themes="x" title="x">a </mark>'
-        '<mark class="t0" data-themes="x y" title="x y">&lt;b&gt;</mark>'
-        '<mark class="t1" data-themes="y" title="y"> &amp;</mark>'
-        '<mark class="t2" data-themes="w y" title="w y"> c</mark>'
+        '<mark class="t0" data-themes="x" title="Ex">a </mark>'
+        '<sup class="key" aria-hidden="true">1</sup>'
+        '<span class="visually-hidden"> (theme: Ex)</span>'
+        '<mark class="t0" data-themes="x y" title="Ex, Why &lt;y&gt;">&lt;b&gt;</mark>'
+        '<sup class="key" aria-hidden="true">1,2</sup>'
+        '<span class="visually-hidden"> (theme: Ex, Why &lt;y&gt;)</span>'
+        '<mark class="t1" data-themes="y" title="Why &lt;y&gt;"> &amp;</mark>'
+        '<sup class="key" aria-hidden="true">2</sup>'
+        '<span class="visually-hidden"> (theme: Why &lt;y&gt;)</span>'
+        '<mark class="t2" data-themes="w y" title="w, Why &lt;y&gt;"> c</mark>'
+        '<sup class="key" aria-hidden="true">3,2</sup>'
+        '<span class="visually-hidden"> (theme: w, Why &lt;y&gt;)</span>'
     )

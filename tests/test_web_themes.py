@@ -11,6 +11,7 @@ import csv
 import io
 import re
 
+import pytest
 from openpyxl import load_workbook
 from sqlmodel import Session
 
@@ -92,22 +93,26 @@ def test_exports_exclude_hidden_reviews(clients) -> None:
     viewer = clients["viewer"].get("/api/themes/recurrence.csv")
     assert viewer.status_code == 200 and viewer.headers["content-type"].startswith("text/csv")
     assert 'filename="recurrence.csv"' in viewer.headers["content-disposition"]
-    rows = list(csv.reader(io.StringIO(viewer.text)))
-    assert rows[0][:4] == ["Theme", "Label", "Reviews", "Of"]
-    assert {r[0]: (r[2], r[3]) for r in rows[1:]} == {
+    rows = list(csv.reader(io.StringIO(viewer.text.lstrip("\ufeff"))))
+    assert rows[2][:4] == ["Theme", "Reviews", "Of", "Share"]
+    assert {r[-1]: (r[1], r[2]) for r in rows[3:]} == {
         "under-1s": ("1", "1"),
         "information-sharing": ("1", "1"),
     }
+    assert {r[6] for r in rows[3:]} == {"Child P"}  # pseudonyms, not review ids
     admin_rows = list(
         csv.reader(io.StringIO(clients["admin"].get("/api/themes/recurrence.csv").text))
     )
-    assert list({r[3] for r in admin_rows[1:]}) == ["2"]
+    assert list({r[2] for r in admin_rows[3:]}) == ["2"]
+    assert MARKER not in viewer.text
     book = load_workbook(io.BytesIO(clients["viewer"].get("/api/themes/matrix.xlsx").content))
     sheet = book.active
     values = [[c for c in row] for row in sheet.iter_rows(values_only=True)]
-    assert values[0] == ["Theme", "Label", "2023"]
-    assert {row[0] for row in values[1:-1]} == {"under-1s", "information-sharing"}
-    assert values[-1][1:] == ["Reviews", 1]
+    assert values[2] == ["Theme", "2023", "Total", "Share", "Theme id"]
+    assert {row[-1] for row in values[3:-1]} == {"under-1s", "information-sharing"}
+    assert values[-1][:3] == ["All reviews", 1, 1]
+    titled = clients["viewer"].get("/api/themes/recurrence.csv", params={"type": "lcspr"}).text
+    assert "(type lcspr)" in titled.splitlines()[0]
 
 
 def test_charts_count_only_visible_reviews(clients) -> None:
@@ -137,3 +142,54 @@ def test_charts_follow_filters_and_handle_no_data(clients) -> None:
     assert "No dated reviews match these filters" in empty.text
     page = clients["admin"].get("/themes", params={"partnership": "Oakvale"}).text
     assert "No tagged themes" in page
+
+
+def test_charts_carry_totals_shares_and_direct_labels(clients) -> None:
+    """The heatmap ends each row with its total and share; trend lines are named at their ends
+    (no legend to match by colour); the matrix table has the same totals and shares."""
+    viewer = clients["viewer"]
+    heat = _svg_texts(viewer.get("/charts/heatmap.svg").text)
+    assert "Total (share)" in heat and "1 (100%)" in heat
+    trend = _svg_texts(viewer.get("/charts/trend.svg").text)
+    # The themes' names are written beside their lines' ends (and "All reviews" beside its own).
+    assert "All reviews" in trend and "Information sharing and communication" in trend
+    page = viewer.get("/themes").text
+    matrix = page[page.index('id="matrix-table"') :]
+    assert '<th scope="col" class="num">Total</th><th scope="col" class="num">Share</th>' in matrix
+    assert "100%" in matrix
+    assert "Trends for the 0" not in clients["admin"].get("/themes?partnership=Oakvale").text
+
+
+def test_national_comparison_table_chart_and_export(clients) -> None:
+    """Each national figure beside the local share, with its source and period (from the data
+    file, not code): as a table, a dot-and-bar chart and in the recurrence export."""
+    from kb.services.national import load_reference
+
+    reference = load_reference()
+    assert reference["domestic-abuse"][0].share == 0.55
+    assert reference["domestic-abuse"][0].source.reviews == 235
+    admin = clients["admin"]
+    page = admin.get("/themes").text
+    table = page[page.index('id="national-table"') :]
+    table = table[: table.index("</table>")]
+    assert "Domestic abuse reported" in table and "55%" in table and "≈75%" in table
+    assert "100% (1/2)" not in table and "50% (1/2)" in table  # admin: 1 of 2 reviews
+    assert "April 2017 to September 2019" in table
+    chart = _svg_texts(admin.get("/charts/national.svg").text)
+    assert "England 55%" in chart and "Here 50%" in chart
+    rows = list(csv.reader(io.StringIO(admin.get("/api/themes/recurrence.csv").text)))
+    domestic = next(r for r in rows[3:] if r[-1] == "domestic-abuse")
+    assert domestic[4] == "Domestic abuse reported 55%" and "2017 to 2019" in domestic[5]
+
+
+def test_a_damaged_reference_file_names_the_file_and_entry(tmp_path) -> None:
+    from kb.services.national import ReferenceError, load_reference
+
+    bad = tmp_path / "ref.yaml"
+    bad.write_text(
+        "sources: {s: {title: T, publisher: P, published: 2022, period: X, reviews: 10}}\n"
+        "figures: [{theme: neglect, source: s, measure: M, share: 75}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ReferenceError, match=r"ref.yaml: figure 1: 'share' must be a number"):
+        load_reference(bad)

@@ -9,6 +9,7 @@ passage, so a stale tag can never splice markup into the middle of an entity.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,20 @@ from markupsafe import Markup, escape
 
 from kb.models import TagStatus, ThemeTagPublic
 
-PALETTE_SIZE = 8
+PALETTE_SIZE = 12  # .t0 … .t11 in static/style.css
+
+
+def theme_colours(theme_ids: Iterable[str]) -> dict[str, int]:
+    """Theme id → palette index, from the taxonomy's order: the same theme has the same colour
+    on every page and review (not "first theme seen on this page gets yellow")."""
+    return {theme_id: i % PALETTE_SIZE for i, theme_id in enumerate(theme_ids)}
+
+
+def colour_for(theme_id: str, colours: dict[str, int]) -> int:
+    """The theme's colour; ids missing from the taxonomy get a stable one from their name."""
+    if theme_id in colours:
+        return colours[theme_id]
+    return zlib.crc32(theme_id.encode()) % PALETTE_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,25 +57,45 @@ def evidence_spans(tags: Iterable[ThemeTagPublic], length: int) -> list[Span]:
     return spans
 
 
-def highlight(text: str, spans: Sequence[Span], colour_of: dict[str, int]) -> Markup:
+def highlight(
+    text: str,
+    spans: Sequence[Span],
+    colour_of: dict[str, int],
+    keys: dict[str, int] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Markup:
     """``text`` escaped, with each stretch covered by evidence wrapped in one ``<mark>``.
 
     Overlapping evidence of several themes is split at every boundary; a stretch covered by more
-    than one theme gets all their ids in ``data-themes`` and the first theme's colour.
+    than one theme gets all their ids in ``data-themes`` and the first theme's colour. Colour is
+    never the only signal: after each highlighted run comes its themes' key numbers (the
+    legend's) and, for screen readers, their names.
     """
+    keys = keys or {}
+    labels = labels or {}
     cuts = sorted({0, len(text), *(s.start for s in spans), *(s.end for s in spans)})
+    pieces = [
+        (start, end, sorted({s.theme_id for s in spans if s.start <= start and end <= s.end}))
+        for start, end in zip(cuts, cuts[1:], strict=False)
+    ]
     out: list[Markup] = []
-    for start, end in zip(cuts, cuts[1:], strict=False):
+    for i, (start, end, themes) in enumerate(pieces):
         piece = escape(text[start:end])
-        themes = sorted({s.theme_id for s in spans if s.start <= start and end <= s.end})
         if not themes:
             out.append(piece)
             continue
-        colour = colour_of.get(themes[0], 0) % PALETTE_SIZE
+        colour = colour_for(themes[0], colour_of)
         ids = escape(" ".join(themes))
-        # ids and piece are escaped above and colour is an int: plain formatting is safe here
-        # and much cheaper than Markup.format on pages with hundreds of marks.
+        names = escape(", ".join(labels.get(t, t) for t in themes))
+        # ids, names and piece are escaped above and colour is an int: plain formatting is safe
+        # here and much cheaper than Markup.format on pages with hundreds of marks.
         out.append(
-            Markup(f'<mark class="t{colour}" data-themes="{ids}" title="{ids}">{piece}</mark>')
+            Markup(f'<mark class="t{colour}" data-themes="{ids}" title="{names}">{piece}</mark>')
         )
+        if i + 1 < len(pieces) and pieces[i + 1][2] == themes:
+            continue  # the same themes go on: one key at the end of the run
+        numbers = ",".join(str(keys[t]) for t in themes if t in keys)
+        if numbers:
+            out.append(Markup(f'<sup class="key" aria-hidden="true">{numbers}</sup>'))
+        out.append(Markup(f'<span class="visually-hidden"> (theme: {names})</span>'))
     return Markup("").join(out)

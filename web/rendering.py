@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +15,8 @@ from markupsafe import Markup
 from starlette.routing import NoMatchFound
 
 from api.security import csrf_token
+from kb.services.access import Principal
+from kb.services.uploads import may_upload
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(
@@ -74,10 +77,20 @@ def render(
     )
 
 
+# Links only some users may follow: (route name, who may). Hidden from the others, so a
+# viewer never meets a link that leads to a refusal.
+NAV_ALLOWED: dict[str, Callable[[Principal], bool]] = {"upload_page": may_upload}
+
+
 def _nav(request: Request) -> list[dict[str, Any]]:
+    principal = getattr(request.state, "principal", None)
+    hidden = {
+        name for name, allowed in NAV_ALLOWED.items() if principal is None or not allowed(principal)
+    }
     return [
         {"label": label, "href": href, "current": href == request.url.path}
-        for label, href in _nav_links(request.app)
+        for (label, href), (_, name) in zip(_nav_links(request.app), NAV, strict=True)
+        if name not in hidden
     ]
 
 
@@ -99,7 +112,7 @@ def _nav_links(app: Any) -> list[tuple[str, str | None]]:
 def safe_next(target: str | None) -> str:
     """Only local paths: "//evil.example" and "/\\evil" would leave the site."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return "/reviews"
+        return "/search"
     return target
 
 
@@ -114,8 +127,8 @@ def error_page(request: Request, status_code: int, message: str) -> HTMLResponse
 
 
 def login_redirect(request: Request) -> Response:
-    """To the login page, coming back here afterwards (or to the reviews after a form post)."""
+    """To the login page, coming back here afterwards (or to Search after a form post)."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
-        target = "/reviews"
+        target = "/search"
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)

@@ -18,6 +18,7 @@ from api.routes import (
     precedent,
     reviews,
     schema,
+    scrutiny,
     search,
     tags,
     themes,
@@ -36,6 +37,7 @@ for module in (
     briefings,
     precedent,
     themes,
+    scrutiny,  # before tracker: /signals/export.* must not be read as another route's path
     tracker,
     schema,
 ):

@@ -7,16 +7,17 @@ in web/routes.py (datasette style). Hidden reviews raise NotFound, which the app
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep
-from kb.models import ReviewStatus, ThemeTagPublic
+from kb.models import ReviewStatus, ReviewType, ThemeTagPublic
 from kb.services.access import Principal
 from kb.services.reviews import (
+    ReviewFilter,
     list_reviews,
     review_detail,
     review_summary,
@@ -91,11 +92,18 @@ class ReviewDetail(ReviewSummary):
 # --------------------------------------------------------------------------- data functions
 
 
-def reviews_page(session: Session, principal: Principal, *, offset: int, limit: int) -> ReviewPage:
-    """One page of the reviews ``principal`` may see, with the total they may see."""
+def reviews_page(
+    session: Session,
+    principal: Principal,
+    *,
+    offset: int,
+    limit: int,
+    filters: ReviewFilter | None = None,
+) -> ReviewPage:
+    """One page of the reviews ``principal`` may see (narrowed by ``filters``), with the total."""
     # list_reviews has no count yet; visible reviews number in the hundreds, so slicing the
     # full (already access-filtered) list is cheap and keeps counts consistent with the items.
-    everything = list_reviews(session, principal=principal)
+    everything = list_reviews(session, principal=principal, filters=filters)
     items = [ReviewSummary(**review_summary(r)) for r in everything[offset : offset + limit]]
     return ReviewPage(items=items, total=len(everything), offset=offset, limit=limit)
 
@@ -123,9 +131,26 @@ def read_reviews(
     principal: CurrentPrincipal,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    q: Annotated[str, Query(max_length=200)] = "",
+    type: Annotated[ReviewType | None, Query()] = None,  # noqa: A002 - the public name
+    partnership: Annotated[str | None, Query(max_length=200)] = None,
+    year: Annotated[int | None, Query(ge=1900, le=2100)] = None,
+    status: Annotated[ReviewStatus | None, Query()] = None,
+    theme: Annotated[str | None, Query(max_length=100)] = None,
+    sort: Annotated[Literal["added", "newest", "oldest", "name", "passages"], Query()] = "added",
 ) -> ReviewPage:
-    """Reviews you may see, oldest first."""
-    return reviews_page(session, principal, offset=offset, limit=limit)
+    """Reviews you may see, oldest first, optionally searched (pseudonym or title), filtered
+    and sorted as the reviews page does."""
+    filters = ReviewFilter(
+        q=q.strip(),
+        review_type=type,
+        partnership=partnership or None,
+        year=year,
+        status=status,
+        theme=theme or None,
+        sort=sort,
+    )
+    return reviews_page(session, principal, offset=offset, limit=limit, filters=filters)
 
 
 @router.get("/reviews/{review_id}", responses={404: {"description": "No such review for you"}})

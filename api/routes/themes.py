@@ -22,6 +22,7 @@ from api.deps import CurrentPrincipal, SessionDep
 from kb.models import ReviewType
 from kb.services.access import Principal
 from kb.services.recurrence import export_recurrence, theme_recurrence, theme_year_matrix
+from kb.services.reviews import review_pseudonyms
 from kb.services.tracker import theme_labels
 
 router = APIRouter(tags=["themes"])
@@ -143,11 +144,23 @@ def matrix_data(session: Session, principal: Principal, filters: ThemeFilters) -
     return Matrix.model_validate(data)
 
 
-def export_bytes(data: BaseModel, fmt: str) -> bytes:
+def export_bytes(
+    data: BaseModel, fmt: str, *, names: dict[int, str] | None = None, scope: str = ""
+) -> bytes:
     """The table or matrix as a .csv or .xlsx file (written by the service, read back)."""
     with tempfile.TemporaryDirectory(prefix="kb-export-") as tmp:
-        path = export_recurrence(data.model_dump(), Path(tmp) / f"export.{fmt}")
+        path = export_recurrence(
+            data.model_dump(), Path(tmp) / f"export.{fmt}", names=names, scope=scope
+        )
         return path.read_bytes()
+
+
+def export_scope(filters: ThemeFilters) -> str:
+    """The filters in words, for an export's title ("type lcspr; since 2019")."""
+    words = {"include_reports": lambda _: "annual reports counted"}
+    return "; ".join(
+        words[k](v) if k in words else f"{k} {v}" for k, v in filters.query().items()
+    )
 
 
 def download(content: bytes, fmt: str, name: str) -> Response:
@@ -186,7 +199,11 @@ def _export_route(kind: str, fmt: str) -> None:
     data_function = recurrence_data if kind == "recurrence" else matrix_data
 
     def export(session: SessionDep, principal: CurrentPrincipal, filters: FiltersDep) -> Response:
-        return download(export_bytes(data_function(session, principal, filters), fmt), fmt, kind)
+        data = data_function(session, principal, filters)
+        ids = sorted({i for t in getattr(data, "themes", []) for i in getattr(t, "review_ids", [])})
+        names = review_pseudonyms(session, principal=principal, review_ids=ids)
+        content = export_bytes(data, fmt, names=names, scope=export_scope(filters))
+        return download(content, fmt, kind)
 
     export.__doc__ = f"The {kind} table as a .{fmt} file (the reviews you may see)."
     router.add_api_route(

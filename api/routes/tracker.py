@@ -59,6 +59,7 @@ class SignalReview(BaseModel):
     id: int
     pseudonym: str
     date: str | None
+    type: str | None = None
 
 
 class SignalAction(BaseModel):
@@ -73,6 +74,7 @@ class Signal(BaseModel):
 
     kind: str
     theme: str | None
+    headline: str = ""
     summary: str
     reviews: list[SignalReview]
     actions: list[SignalAction]

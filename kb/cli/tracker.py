@@ -16,12 +16,13 @@ from rich.table import Table
 
 from kb.cli.common import console, fail, print_json, ready_engine
 from kb.db import session_scope
-from kb.models import ReviewType
+from kb.models import ActionStatus, ReviewType
 from kb.services.access import Principal
 from kb.services.recurrence import export_recurrence, theme_recurrence, theme_year_matrix
-from kb.services.signals import signals
-from kb.services.tracker import list_actions
+from kb.services.reviews import review_pseudonyms
+from kb.services.tracker import list_actions, theme_labels
 from kb.services.tracker_io import TrackerImportError, export_tracker, import_tracker
+from kb.services.tracker_view import TrackerFilter, scrutiny, signals_table, write_signals
 
 themes_app = typer.Typer(help="Theme recurrence across reviews and years.", no_args_is_help=True)
 tracker_app = typer.Typer(help="Actions, training and signals.", no_args_is_help=True)
@@ -77,8 +78,11 @@ def recurrence(
 def _maybe_export(data: dict[str, Any], out: Path | None) -> None:
     if out is None:
         return
+    ids = sorted({i for t in data["themes"] for i in t.get("review_ids", [])})
+    with session_scope(ready_engine()) as session:
+        names = review_pseudonyms(session, principal=Principal.system(), review_ids=ids)
     try:
-        export_recurrence(data, out)
+        export_recurrence(data, out, names=names)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     console.print(f"written {out}")
@@ -148,13 +152,36 @@ def export(
 
 
 @tracker_app.command("signals")
-def signals_(json_: JsonFlag = False) -> None:
+def signals_(
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the signals to a .xlsx or .csv file.")
+    ] = None,
+    theme: Annotated[str | None, typer.Option(help="Only this theme (id).")] = None,
+    partnership: Annotated[str | None, typer.Option(help="Only this partnership.")] = None,
+    case: Annotated[str | None, typer.Option(help="Only this case (review pseudonym).")] = None,
+    status: Annotated[
+        ActionStatus | None, typer.Option(help="Only signals about actions in this status.")
+    ] = None,
+    overdue: Annotated[bool, typer.Option(help="Only signals about overdue actions.")] = False,
+    impact: Annotated[
+        str | None, typer.Option(help="with / without: completed actions with(out) evidence.")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
     """What needs attention: recurrence after action, déjà vu, rising themes, overdue, no impact."""
     from kb.config import get_settings
 
+    if impact not in (None, "with", "without"):
+        raise fail(f"--impact must be 'with' or 'without', not {impact!r}")
+    if out is not None and out.suffix.lower() not in (".csv", ".xlsx"):
+        raise fail(f"cannot export signals to {out.name}: use .csv or .xlsx")
+    f = TrackerFilter(theme, partnership, case, status, overdue, impact)  # type: ignore[arg-type]
     threshold = get_settings().similarity_threshold
     with session_scope(ready_engine()) as session:
-        found = signals(session, principal=Principal.system(), similarity_threshold=threshold)
+        data = scrutiny(session, Principal.system(), f, similarity_threshold=threshold)
+    found = data["signals"]
+    if out is not None:
+        write_signals(signals_table(found, theme_labels(), f, data["today"]), out)
     if json_:
         print_json(found)
         return
@@ -162,6 +189,8 @@ def signals_(json_: JsonFlag = False) -> None:
     for item in found:
         table.add_row(item["kind"], item["theme"] or "", item["summary"])
     Console().print(table)
+    if out is not None:
+        console.print(f"written {out}")
 
 
 @tracker_app.command("actions")

@@ -19,8 +19,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
@@ -28,7 +26,8 @@ from kb.models import REVIEW_KINDS, Partnership, Review, ReviewType, TagStatus, 
 from kb.services.access import Principal, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.cases import case_keys
-from kb.services.spreadsheet import append_row, write_csv
+from kb.services.national import load_reference
+from kb.services.readable_export import Percent, Table, csv_bytes, xlsx_bytes
 from kb.services.tracker import theme_labels
 
 
@@ -253,37 +252,71 @@ def _theme_year_matrix(
     return {"years": years, "totals": totals, "themes": rows}
 
 
-def recurrence_rows(data: dict[str, Any]) -> list[list[Any]]:
-    """The table or the matrix as spreadsheet rows, header first."""
+def recurrence_table(
+    data: dict[str, Any], *, names: dict[int, str] | None = None, scope: str = ""
+) -> Table:
+    """The recurrence table or the theme × year matrix as a readable table.
+
+    Reviews are named by pseudonym (``names``: review id → pseudonym; ids never appear),
+    shares are percentages, and the title says what is counted and over which reviews.
+    The theme id comes last, for whoever joins the file to other data.
+    """
+    suffix = f" ({scope})" if scope else ""
     if "years" in data:
-        header = ["Theme", "Label", *[str(y) for y in data["years"]]]
-        body = [[t["id"], t["label"], *t["counts"]] for t in data["themes"]]
-        return [header, *body, ["", "Reviews", *data.get("totals", [])]]
-    header = ["Theme", "Label", "Reviews", "Of", "Share", "Review ids"]
+        dated = sum(data.get("totals", []))
+        rows: list[list[Any]] = []
+        for t in data["themes"]:
+            total = sum(t["counts"])
+            share = Percent(total / dated) if dated else None
+            rows.append([t["label"], *t["counts"], total, share, t["id"]])
+        rows.append(["All reviews", *data.get("totals", []), dated, None, ""])
+        return Table(
+            name="Themes by year",
+            title=f"Reviews per theme per year, {dated} dated reviews{suffix}",
+            columns=["Theme", *[str(y) for y in data["years"]], "Total", "Share", "Theme id"],
+            rows=rows,
+        )
+    names = names or {}
     total = data["total_reviews"]
-    return [header] + [
-        [t["id"], t["label"], t["reviews"], total, t["share"], "; ".join(map(str, t["review_ids"]))]
-        for t in data["themes"]
-    ]
+    reference = load_reference()
+    return Table(
+        name="Recurrence",
+        title=f"In how many reviews each theme appears, of {total} reviews{suffix}",
+        columns=[
+            "Theme", "Reviews", "Of", "Share", "National figure", "National source",
+            "Which reviews", "Theme id",
+        ],
+        rows=[
+            [
+                t["label"],
+                t["reviews"],
+                total,
+                Percent(t["share"]),
+                "; ".join(f"{f.measure} {f.shown()}" for f in reference.get(t["id"], [])),
+                "; ".join(
+                    dict.fromkeys(
+                        f"{f.source.citation()}; {f.source.period}"
+                        for f in reference.get(t["id"], [])
+                    )
+                ),
+                "; ".join(sorted(names.get(i, "(not shown)") for i in t["review_ids"])),
+                t["id"],
+            ]
+            for t in data["themes"]
+        ],
+    )  # fmt: skip
 
 
-def export_recurrence(data: dict[str, Any], path: Path) -> Path:
+def export_recurrence(
+    data: dict[str, Any], path: Path, *, names: dict[int, str] | None = None, scope: str = ""
+) -> Path:
     """Write the table (or matrix) to CSV or XLSX, chosen by ``path``'s suffix."""
-    rows = recurrence_rows(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".xlsx":
-        workbook = Workbook()
-        sheet = workbook.active
-        sheet.title = "Matrix" if "years" in data else "Recurrence"  # type: ignore[union-attr]
-        for row in rows:
-            append_row(sheet, row)  # type: ignore[arg-type]
-        for cell in sheet[1]:  # type: ignore[index]
-            cell.font = Font(bold=True)
-        workbook.save(path)
-    elif path.suffix.lower() == ".csv":
-        write_csv(path, rows)
-    else:
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("csv", "xlsx"):
         raise ValueError(f"cannot export to {path.name}: use .csv or .xlsx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = recurrence_table(data, names=names, scope=scope)
+    path.write_bytes(csv_bytes(table) if fmt == "csv" else xlsx_bytes([table]))
     return path
 
 

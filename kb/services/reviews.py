@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, or_, select
 
-from kb.models import Partnership, Passage, Review, ReviewPublic, ReviewStatus
+from kb.models import (
+    Partnership,
+    Passage,
+    Review,
+    ReviewPublic,
+    ReviewStatus,
+    ReviewType,
+    TagStatus,
+    ThemeTag,
+)
 from kb.services import audit
 from kb.services.access import Principal, can_edit, can_see, visibility_key, visible_reviews
 from kb.services.cache import RESULTS, data_fingerprint
@@ -17,10 +27,48 @@ class NotFound(LookupError):
     """The object does not exist *for this principal* (hidden reviews are not found)."""
 
 
+SORTS = {
+    "added": "Order added",
+    "newest": "Newest year first",
+    "oldest": "Oldest year first",
+    "name": "Name (A–Z)",
+    "passages": "Most passages",
+}
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    """What the reviews list is narrowed to (all optional) and how it is sorted.
+
+    ``q`` matches the pseudonym or title (case-insensitive); ``theme`` keeps reviews with at
+    least one tag of that theme that nobody rejected.
+    """
+
+    q: str = ""
+    review_type: ReviewType | None = None
+    partnership: str | None = None
+    year: int | None = None
+    status: ReviewStatus | None = None
+    theme: str | None = None
+    sort: str = "added"
+
+    def active(self) -> bool:
+        """Whether any filter (not the sort) is set: the page opens its filter box then."""
+        return bool(
+            self.q or self.review_type or self.partnership or self.year or self.status or self.theme
+        )
+
+
 def list_reviews(
-    session: Session, *, principal: Principal, offset: int = 0, limit: int | None = None
+    session: Session,
+    *,
+    principal: Principal,
+    offset: int = 0,
+    limit: int | None = None,
+    filters: ReviewFilter | None = None,
 ) -> list[ReviewPublic]:
-    """Reviews the principal may see, oldest first, with passage counts."""
+    """Reviews the principal may see, with passage counts: oldest first, or as ``filters`` say."""
+    filters = filters or ReviewFilter()
     counts = (
         select(Passage.review_id, func.count(col(Passage.id)).label("n"))
         .group_by(col(Passage.review_id))
@@ -30,8 +78,8 @@ def list_reviews(
         select(Review, Partnership.name, counts.c.n)
         .join(Partnership, col(Review.partnership_id) == Partnership.id, isouter=True)
         .join(counts, counts.c.review_id == Review.id, isouter=True)
-        .where(visible_reviews(principal))
-        .order_by(col(Review.id))
+        .where(visible_reviews(principal), *_conditions(filters))
+        .order_by(*_order(filters.sort, counts.c.n))
         .offset(offset)
     )
     if limit is not None:
@@ -39,6 +87,45 @@ def list_reviews(
     return [
         _public(review, partnership, n or 0) for review, partnership, n in session.exec(query).all()
     ]
+
+
+def _conditions(filters: ReviewFilter) -> list[Any]:
+    out: list[Any] = []
+    if filters.q:
+        pattern = f"%{filters.q.lower()}%"
+        out.append(
+            or_(
+                func.lower(col(Review.pseudonym)).like(pattern),
+                func.lower(func.coalesce(col(Review.title), "")).like(pattern),
+            )
+        )
+    if filters.review_type:
+        out.append(col(Review.type) == filters.review_type)
+    if filters.partnership:
+        out.append(func.lower(col(Partnership.name)) == filters.partnership.lower())
+    if filters.year:
+        out.append(col(Review.year) == filters.year)
+    if filters.status:
+        out.append(col(Review.status) == filters.status)
+    if filters.theme:
+        tagged = select(ThemeTag.review_id).where(
+            ThemeTag.theme_id == filters.theme, col(ThemeTag.status) != TagStatus.REJECTED
+        )
+        out.append(col(Review.id).in_(tagged))
+    return out
+
+
+def _order(sort: str, passages: Any) -> list[Any]:
+    """ORDER BY for a SORTS key, always ending on the id so pages never shuffle."""
+    if sort == "newest":
+        return [col(Review.year).desc().nulls_last(), col(Review.id)]
+    if sort == "oldest":
+        return [col(Review.year).asc().nulls_last(), col(Review.id)]
+    if sort == "name":
+        return [func.lower(col(Review.pseudonym)), col(Review.id)]
+    if sort == "passages":
+        return [func.coalesce(passages, 0).desc(), col(Review.id)]
+    return [col(Review.id)]
 
 
 def get_review(session: Session, *, principal: Principal, review_id: int) -> Review:
@@ -224,3 +311,17 @@ def review_statuses(
             review = {"id": rid, "status": status}
             audit.record_review_view(session, principal=principal, review=review, via=audit_via)
     return found
+
+
+def review_pseudonyms(
+    session: Session, *, principal: Principal, review_ids: list[int]
+) -> dict[int, str]:
+    """Review id → pseudonym for those the principal may see (exports name reviews, not ids)."""
+    if not review_ids:
+        return {}
+    rows = session.exec(
+        select(Review.id, Review.pseudonym).where(
+            col(Review.id).in_(review_ids), visible_reviews(principal)
+        )
+    ).all()
+    return {int(rid): name for rid, name in rows if rid is not None}

@@ -62,6 +62,8 @@ def _review_dict(review: Review) -> dict[str, Any]:
         "id": review.id,
         "pseudonym": review.pseudonym,
         "date": when.isoformat() if when else (str(review.year) if review.year else None),
+        "type": str(review.type),
+        "partnership_id": review.partnership_id,
     }
 
 
@@ -80,10 +82,15 @@ def _signal(
     summary: str,
     reviews: Sequence[Review] = (),
     actions: Sequence[ActionPublic] = (),
+    *,
+    headline: str = "",
 ) -> dict[str, Any]:
+    """One signal. ``summary`` is the full explanation (never cut short); ``headline`` a
+    complete short phrase for a collapsed list."""
     return {
         "kind": kind,
         "theme": theme,
+        "headline": headline or summary,
         "summary": summary,
         "reviews": [_review_dict(r) for r in reviews],
         "actions": [_action_dict(a) for a in actions],
@@ -95,9 +102,10 @@ def _and(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split()).rstrip(".")
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+def _short(text: str) -> str:
+    """Text on one line without its final full stop (it goes inside a sentence). Never cut:
+    a scrutineer must read the whole action or recommendation, not "…with th…"."""
+    return " ".join(text.split()).rstrip(".")
 
 
 def _in_sentence(label: str) -> str:
@@ -171,14 +179,20 @@ def _completed(action: ActionPublic) -> tuple[date, str]:
 def _recurrence_signal(
     theme: str, labels: dict[str, str], actions: list[ActionPublic], reviews: list[Review]
 ) -> dict[str, Any]:
-    done = [f"{_short(a.description)} completed {_month(a.completed_date)}" for a in actions[:3]]
-    if len(actions) > 3:
-        done.append(f"{len(actions) - 3} more action(s)")
-    # A rapid review and the LCSPR that followed it are two reviews of one incident: name it once.
-    seen = list(dict.fromkeys(f"{r.pseudonym} ({_month(event_date(r))})" for r in reviews))
+    done = [f"{_short(a.description)} completed {_month(a.completed_date)}" for a in actions]
+    # A rapid review and the LCSPR that followed it are two reviews of one case: name it once,
+    # with the date of its first review.
+    first: dict[str, str] = {}
+    for review in reviews:
+        first.setdefault(review.pseudonym, f"{review.pseudonym} ({_month(event_date(review))})")
     label = _in_sentence(labels.get(theme, theme))
-    summary = f"{'; '.join(done)}; {label} recurred in {_and(seen)}"
-    return _signal("recurrence_after_action", theme, summary, reviews, actions)
+    summary = f"{'; '.join(done)}; {label} recurred in {_and(list(first.values()))}"
+    cases = len(first)
+    headline = (
+        f"{labels.get(theme, theme)} recurred in {cases} case{'' if cases == 1 else 's'} after "
+        f"{len(actions)} completed action{'' if len(actions) == 1 else 's'}"
+    )
+    return _signal("recurrence_after_action", theme, summary, reviews, actions, headline=headline)
 
 
 # --------------------------------------------------------------------------- déjà vu
@@ -291,11 +305,16 @@ def _deja_vu_signal(
     where = "; ".join(f"{reviews[r.review_id].pseudonym} #{r.number or '?'}" for r in members)
     summary = (
         f"Recommended in {len(in_reviews)} reviews since {first_year}: "
-        f'"{_short(members[0].text, 120)}" ({where})'
+        f'"{_short(members[0].text)}" ({where})'
     )
     if not linked:
         summary += "; no tracked action answers any of them"
-    return _signal("deja_vu", theme, summary, in_reviews, linked)
+    cases = len({r.pseudonym for r in in_reviews})
+    headline = (
+        f"The same recommendation in {cases} case{'' if cases == 1 else 's'} since {first_year}"
+        + ("" if linked else ", with no tracked action")
+    )
+    return _signal("deja_vu", theme, summary, in_reviews, linked, headline=headline)
 
 
 # --------------------------------------------------------------------------- rising themes
@@ -347,7 +366,11 @@ def _rising_signal(
         f"{span[1]}, up from {before} of {len(earlier)} ({before / len(earlier):.0%}) in {span[0]}"
     )
     ordered = sorted(now, key=lambda r: (_when(r), r.id))
-    return _signal("rising", theme, summary, ordered)
+    headline = (
+        f"{label}: {len(now) / len(recent):.0%} of reviews in {span[1]}, "
+        f"up from {before / len(earlier):.0%}"
+    )
+    return _signal("rising", theme, summary, ordered, headline=headline)
 
 
 # --------------------------------------------------------------------------- actions
@@ -393,6 +416,7 @@ def overdue(
             f"is {(today - a.due_date).days} days overdue (status: {_human(a.status)})",  # type: ignore[operator]
             linked.get(a.id, []),
             [a],
+            headline=f"{a.ref} is {(today - a.due_date).days} days overdue",  # type: ignore[operator]
         )
         for a in late
     ]
@@ -415,7 +439,7 @@ def no_impact_evidence(
         why = (
             "with no evidence of impact recorded"
             if blank
-            else (f'with impact rated none ("{_short(a.impact_evidence or "", 60)}")')
+            else (f'with impact rated none ("{_short(a.impact_evidence or "")}")')
         )
         summary = f'{a.ref} "{_short(a.description)}"{_who(a)} was {_human(a.status)}{when} {why}'
         found.append(
@@ -425,6 +449,7 @@ def no_impact_evidence(
                 summary,
                 linked.get(a.id, []),
                 [a],
+                headline=f"{a.ref} {_human(a.status)} {why}",
             )
         )
     return found

@@ -56,12 +56,12 @@ def append_row(sheet: Worksheet, row: Iterable[Any]) -> None:
     Control characters are legal in the database but not in a worksheet: they are dropped
     rather than failing the whole export.
     """
-    cells: list[Any] = []
-    for value in row:
-        if isinstance(value, str):
-            cell = Cell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
-            cell.data_type = "s"  # openpyxl would store "=…" as a formula
-            cells.append(cell)
-        else:
-            cells.append(value)
-    sheet.append(cells)
+    sheet.append([text_cell(sheet, v) if isinstance(v, str) else v for v in row])
+
+
+def text_cell(sheet: Worksheet, value: str) -> Cell:
+    """A worksheet cell holding ``value`` as a string (openpyxl would store "=…" as a formula),
+    without the control characters a worksheet cannot hold."""
+    cell = Cell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+    cell.data_type = "s"
+    return cell

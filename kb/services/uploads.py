@@ -88,8 +88,13 @@ def safe_filename(name: str | None) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
+def may_upload(principal: Principal) -> bool:
+    """Whether this user may upload: pages hide the Upload link from those who may not."""
+    return principal.role in (Role.PANEL, Role.ADMIN)
+
+
 def check_uploader(principal: Principal) -> None:
-    if principal.role not in (Role.PANEL, Role.ADMIN):
+    if not may_upload(principal):
         raise UploadForbidden("only panel members and admins may upload documents")
 
 

@@ -29,7 +29,7 @@ def login_submit(
     session: SessionDep,
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=2000)],
-    next: Annotated[str, Form()] = "/reviews",  # noqa: A002
+    next: Annotated[str, Form()] = "/search",  # noqa: A002
 ) -> Response:
     """Check credentials (rate-limited per username + IP) and start a fresh session."""
     limiter = request.app.state.login_limiter

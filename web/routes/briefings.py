@@ -33,9 +33,11 @@ def briefings_page(
     session: SessionDep,
     principal: WebPrincipal,
     theme: Annotated[str | None, Query(max_length=100)] = None,
+    deleted: Annotated[bool, Query()] = False,
 ) -> HTMLResponse:
-    """The builder and the saved drafts; ``?theme=`` preselects a theme (links from themes)."""
-    return _builder(request, session, principal, selected_theme=theme)
+    """The builder and the saved drafts; ``?theme=`` preselects a theme (links from themes),
+    ``?deleted=1`` confirms a delete."""
+    return _builder(request, session, principal, selected_theme=theme, deleted=deleted)
 
 
 @router.post("/briefings", name="build_briefing_form")
@@ -83,9 +85,12 @@ def build_briefing_form(
 def briefing_page(
     request: Request, session: SessionDep, principal: WebPrincipal, briefing_id: int
 ) -> HTMLResponse:
-    """One draft: the seven numbered sections with citations, downloads and the edit form."""
+    """One draft: the seven numbered sections with citations, downloads and the edit form
+    (``?saved=1`` after an edit says it was saved)."""
     briefing = briefings_api.briefing_data(session, principal, briefing_id)
-    return render(request, "briefing.html", briefing_context(request, briefing, principal))
+    context = briefing_context(request, briefing, principal)
+    context["saved"] = request.query_params.get("saved") == "1"
+    return render(request, "briefing.html", context)
 
 
 @router.post("/briefings/{briefing_id}/edit", name="edit_briefing_form")
@@ -109,7 +114,17 @@ def edit_briefing_form(
     briefings_api.edit(
         session, principal, briefing_id, version=version, title=title, sections=sections
     )
-    return RedirectResponse(f"/briefings/{briefing_id}", status_code=303)
+    return RedirectResponse(f"/briefings/{briefing_id}?saved=1", status_code=303)
+
+
+@router.get("/briefings/{briefing_id}/delete", name="confirm_delete_briefing")
+def confirm_delete_briefing(
+    request: Request, session: SessionDep, principal: WebPrincipal, briefing_id: int
+) -> HTMLResponse:
+    """The confirmation step before a delete: a page, so it works without JavaScript."""
+    briefing = briefings_api.briefing_data(session, principal, briefing_id)
+    context = briefing_context(request, briefing, principal)
+    return render(request, "briefing_delete.html", context)
 
 
 @router.post("/briefings/{briefing_id}/delete", name="delete_briefing_form")
@@ -120,7 +135,7 @@ def delete_briefing_form(
     version: Annotated[int, Form(ge=1)],
 ) -> Response:
     briefings_api.remove(session, principal, briefing_id, version=version)
-    return RedirectResponse("/briefings", status_code=303)
+    return RedirectResponse("/briefings?deleted=1", status_code=303)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -134,6 +149,7 @@ def _builder(
     selected_theme: str | None = None,
     error: str | None = None,
     status_code: int = 200,
+    deleted: bool = False,
 ) -> HTMLResponse:
     labels = theme_labels(request)
     themes = sorted(labels.items(), key=lambda pair: pair[1].lower())
@@ -148,6 +164,7 @@ def _builder(
             "drafts": briefings_api.briefings_list(session, principal),
             "can_restrict": principal.sees_restricted,
             "error": error,
+            "deleted": deleted,
         },
         status_code=status_code,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,12 +13,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.deps import SessionDep, WebPrincipal
 from api.routes import reviews as reviews_api
 from api.routes import tags as tags_api
-from kb.models import PassageRole, ReviewType, TagStatus, ThemeTagPublic
+from kb.models import PassageRole, ReviewStatus, ReviewType, TagStatus, ThemeTagPublic
 from kb.services.access import Principal
-from kb.services.reviews import get_review
+from kb.services.reviews import SORTS, ReviewFilter, get_review, review_facets
 from kb.services.tagging import may_decide
 from kb.services.tracker import may_edit
-from web.highlight import PALETTE_SIZE, evidence_spans, highlight
+from web.highlight import colour_for, evidence_spans, highlight, theme_colours
 from web.rendering import render
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ router = APIRouter()
 
 @router.get("/", name="home")
 def home(principal: WebPrincipal) -> Response:
-    return RedirectResponse("/reviews", status_code=303)
+    return RedirectResponse("/search", status_code=303)
 
 
 @router.get("/reviews", name="reviews_page")
@@ -38,16 +39,57 @@ def reviews_page(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=reviews_api.MAX_LIMIT)] = 50,
 ) -> HTMLResponse:
-    page = reviews_api.reviews_page(session, principal, offset=offset, limit=limit)
+    """The reviews list: search by name, filters (kind, partnership, year, status, theme), sort.
+
+    Empty form fields mean "any"; a value that is not one of the choices is ignored rather than
+    refused, so an old bookmark still opens the list.
+    """
+    filters = _list_filters(request.query_params)
+    page = reviews_api.reviews_page(session, principal, offset=offset, limit=limit, filters=filters)
+    facets = review_facets(session, principal=principal)
+    labels = theme_labels(request)
+    query = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit") and v}
     return render(
         request,
         "reviews.html",
         {
             "page": page,
-            "prev_offset": max(0, offset - limit) if offset > 0 else None,
-            "next_offset": offset + limit if offset + limit < page.total else None,
+            "filters": filters,
+            "types": list(ReviewType),
+            "statuses": list(ReviewStatus),
+            "partnerships": facets["partnerships"],
+            "years": facets["years"],
+            "themes": sorted(labels.items(), key=lambda item: item[1].lower()),
+            "sorts": SORTS,
+            "prev_href": _page_href(query, max(0, offset - limit), limit) if offset > 0 else None,
+            "next_href": (
+                _page_href(query, offset + limit, limit) if offset + limit < page.total else None
+            ),
         },
     )
+
+
+def _list_filters(params: Any) -> ReviewFilter:
+    def choice(name: str, enum: Any) -> Any:
+        try:
+            return enum(params.get(name)) if params.get(name) else None
+        except ValueError:
+            return None
+
+    year = params.get("year", "")
+    return ReviewFilter(
+        q=params.get("q", "").strip()[:200],
+        review_type=choice("type", ReviewType),
+        partnership=params.get("partnership") or None,
+        year=int(year) if year.isdigit() else None,
+        status=choice("status", ReviewStatus),
+        theme=params.get("theme") or None,
+        sort=params.get("sort") if params.get("sort") in SORTS else "added",
+    )
+
+
+def _page_href(query: dict[str, str], offset: int, limit: int) -> str:
+    return "?" + urlencode({**query, "offset": offset, "limit": limit})
 
 
 @router.get("/reviews/{review_id}", name="review_page")
@@ -75,22 +117,24 @@ def review_context(
     precision: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     labels = theme_labels(request)
-    colour_of: dict[str, int] = {}
+    colours = theme_colours(labels)
+    key_of: dict[str, int] = {}  # the legend's numbers, 1… in order of first appearance
     by_passage: dict[int, list[ThemeTagPublic]] = defaultdict(list)
     # Within a passage, the suggestion a decision would teach most comes first.
     for tag in sorted(
         tags, key=lambda t: (t.status != TagStatus.SUGGESTED, -tags_api.uncertainty(t.confidence))
     ):
-        colour_of.setdefault(tag.theme_id, len(colour_of))
+        key_of.setdefault(tag.theme_id, len(key_of) + 1)
         by_passage[tag.passage_id].append(tag)
     legend = []
-    for theme_id, colour in colour_of.items():
+    for theme_id, key in key_of.items():
         own = [t for t in tags if t.theme_id == theme_id]
         legend.append(
             {
                 "id": theme_id,
+                "key": key,
                 "label": labels.get(theme_id, theme_id),
-                "colour": colour % PALETTE_SIZE,
+                "colour": colour_for(theme_id, colours),
                 "confidence": max(t.confidence for t in own),
                 "passages": len(own),
                 "confirmed": sum(t.status == TagStatus.CONFIRMED for t in own),
@@ -109,12 +153,13 @@ def review_context(
                     "id": passage["id"],
                     "role": passage.get("role", "other"),
                     "role_source": passage.get("role_source", "model"),
-                    "html": highlight(passage["text"], spans, colour_of),
+                    "html": highlight(passage["text"], spans, colours, key_of, labels),
                     "tags": [
                         {
                             "tag": t,
+                            "key": key_of[t.theme_id],
                             "label": labels.get(t.theme_id, t.theme_id),
-                            "colour": colour_of[t.theme_id] % PALETTE_SIZE,
+                            "colour": colour_for(t.theme_id, colours),
                         }
                         for t in own
                     ],

@@ -17,7 +17,9 @@ from api.deps import SessionDep, WebPrincipal
 from api.routes import themes as themes_api
 from api.routes.themes import FiltersDep
 from kb.models import ReviewType
+from kb.services.national import comparison
 from kb.services.reviews import review_facets
+from kb.services.tracker import theme_labels
 from web import charts
 from web.rendering import render
 
@@ -37,6 +39,7 @@ def themes_page(
     query = urlencode(filters.query())
     suffix = f"?{query}" if query else ""
     facets = review_facets(session, principal=principal)
+    national = comparison(recurrence.model_dump()["themes"], theme_labels())
     context: dict[str, Any] = {
         "filters": filters,
         "recurrence": recurrence,
@@ -48,6 +51,7 @@ def themes_page(
         "partnerships": facets["partnerships"],
         "years": facets["years"],
         "search_href": _search_href(request),
+        "national": national,
     }
     return render(request, "themes.html", context)
 
@@ -88,6 +92,13 @@ def trend_chart(session: SessionDep, principal: WebPrincipal, filters: FiltersDe
     """Reviews per year for the top themes."""
     matrix = themes_api.matrix_data(session, principal, filters).model_dump()
     return _svg(charts.trend_svg(matrix, top=TREND_TOP))
+
+
+@router.get("/charts/national.svg", name="national_chart")
+def national_chart(session: SessionDep, principal: WebPrincipal, filters: FiltersDep) -> Response:
+    """Each theme's local share (dot) beside the national reference figure (bar)."""
+    themes = themes_api.recurrence_data(session, principal, filters).model_dump()["themes"]
+    return _svg(charts.national_svg(comparison(themes, theme_labels())))
 
 
 @router.get("/charts/recurrence.svg", name="recurrence_chart")

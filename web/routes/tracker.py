@@ -10,28 +10,25 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import SessionDep, WebPrincipal
+from api.routes import scrutiny as scrutiny_api
 from api.routes import tracker as tracker_api
 from kb.models import ActionPublic, ActionStatus, ActionUpdate, ImpactRating
 from kb.services.access import Principal
 from kb.services.errors import Conflict
 from kb.services.tracker import get_action, may_edit, theme_labels
+from kb.services.tracker_format import SCORE_SCALE
+from kb.services.tracker_view import KIND_TITLES, TrackerFilter, cases_of
 from web.rendering import render
 
 router = APIRouter()
 
 NO_THEME = ""
-SIGNAL_TITLES = {
-    "recurrence_after_action": "Recurred after action",
-    "deja_vu": "Déjà vu",
-    "rising": "Rising theme",
-    "overdue": "Overdue action",
-    "no_impact_evidence": "No evidence of impact",
-}
 
 
 @router.get("/tracker", name="tracker_page")
@@ -41,7 +38,26 @@ def tracker_page(
     principal: WebPrincipal,
     saved: Annotated[int | None, Query()] = None,
 ) -> HTMLResponse:
+    """Summary strip, filters (in the URL), signals, then actions and training by theme."""
     return _page(request, session, principal, saved=saved)
+
+
+def _lenient_filter(request: Request) -> TrackerFilter:
+    """The page's filters; a value that is not a choice (an old bookmark) is ignored."""
+    params = request.query_params
+    try:
+        status = ActionStatus(params.get("status", "")) if params.get("status") else None
+    except ValueError:
+        status = None
+    impact = params.get("impact") if params.get("impact") in ("with", "without") else None
+    return TrackerFilter(
+        theme=params.get("theme", "").strip()[:100] or None,
+        partnership=params.get("partnership", "").strip()[:200] or None,
+        case=params.get("case", "").strip()[:200] or None,
+        status=status,
+        overdue=params.get("overdue", "") in ("yes", "true", "1"),
+        impact=impact,  # type: ignore[arg-type]
+    )
 
 
 def _page(
@@ -54,52 +70,75 @@ def _page(
     status_code: int = 200,
 ) -> HTMLResponse:
     labels = theme_labels()
-    actions = tracker_api.actions_data(session, principal)
+    f = _lenient_filter(request)
+    data = scrutiny_api.scrutiny_data(request, session, principal, f)
+    actions = data["actions"]
+    everything = tracker_api.actions_data(session, principal)  # cached: refs of hidden-by-filter
     courses = tracker_api.courses_data(session, principal)
     sessions = tracker_api.sessions_data(session)
     by_course: dict[int, list[Any]] = defaultdict(list)
     for row in sessions:
         by_course[row.course_id].append(row)
-    refs = {a.id: a.ref for a in actions}
-    groups = _groups(actions, courses, labels)
+    refs = {a.id: a.ref for a in everything}
+    groups = _groups(actions, courses, labels, only=f.theme, filtered=f.active())
     first_group: dict[int, str] = {}
     for group in groups:  # the anchor #action-<id> goes on an action's first appearance
         for action in group["actions"]:
             first_group.setdefault(action.id, group["id"])
+    query = urlencode(f.query())
     context = {
+        "filter": f,
+        "options": data["options"],
+        "summary": data["summary"],
         "signals": [
-            {**s.model_dump(), "title": SIGNAL_TITLES.get(s.kind, s.kind)}
-            for s in tracker_api.signals_data(request, session, principal)
+            {**s, "title": KIND_TITLES.get(s["kind"], s["kind"]), "cases": cases_of(s["reviews"])}
+            for s in data["signals"]
         ],
+        "export_suffix": f"?{query}" if query else "",
+        "overdue_href": "/tracker?" + urlencode({**f.query(), "overdue": "yes"}) + "#actions",
+        "cases_of_action": data["context"].cases,
+        "partnership_names": data["context"].partnerships,
         "groups": groups,
         "first_group": first_group,
         "labels": labels,
         "sessions": by_course,
         "action_refs": refs,
-        "action_ids": {ref: action_id for action_id, ref in refs.items()},
+        "action_ids": {a.ref: a.id for a in actions},
         "editable": {a.id for a in actions if may_edit(principal, a.partnership_id)},
         "can_import": may_edit(principal),
         "statuses": list(ActionStatus),
         "ratings": list(ImpactRating),
-        "saved": next((a for a in actions if a.id == saved), None),
+        "score_scale": SCORE_SCALE,
+        "saved": next((a for a in everything if a.id == saved), None),
         "conflict": conflict,
-        "today": date.today(),
+        "today": data["today"],
     }
     return render(request, "tracker.html", context, status_code=status_code)
 
 
 def _groups(
-    actions: list[ActionPublic], courses: list[Any], labels: dict[str, str]
+    actions: list[ActionPublic],
+    courses: list[Any],
+    labels: dict[str, str],
+    *,
+    only: str | None = None,
+    filtered: bool = False,
 ) -> list[dict[str, Any]]:
-    """One group per theme (by label) holding its actions and courses; untagged ones last."""
+    """One group per theme (by label) holding its actions and courses; untagged ones last.
+
+    With a theme filter only that theme's group is shown; with any filter, only themes that
+    still have actions (their courses alongside).
+    """
     groups: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"actions": [], "courses": []})
     for action in actions:
         for theme in action.theme_ids or [NO_THEME]:
             groups[theme]["actions"].append(action)
     for course in courses:
         for theme in course.theme_ids or [NO_THEME]:
-            groups[theme]["courses"].append(course)
-    order = sorted(groups, key=lambda t: (t == NO_THEME, labels.get(t, t).lower()))
+            if not filtered or theme in groups:
+                groups[theme]["courses"].append(course)
+    keep = [t for t in groups if only is None or t == only]
+    order = sorted(keep, key=lambda t: (t == NO_THEME, labels.get(t, t).lower()))
     return [
         {
             "id": theme,
