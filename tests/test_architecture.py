@@ -151,9 +151,9 @@ def _cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
 def test_no_import_cycles() -> None:
     cycles = _cycles(GRAPH)
     described = [
-        " ↔ ".join(c) + "\n    " + "; ".join(
-            f"{m} → {t} (line {GRAPH[m][t]})" for m in c for t in GRAPH[m] if t in c
-        )
+        " ↔ ".join(c)
+        + "\n    "
+        + "; ".join(f"{m} → {t} (line {GRAPH[m][t]})" for m in c for t in GRAPH[m] if t in c)
         for c in cycles
     ]
     assert cycles == [], "import cycles:\n" + "\n".join(described)
