@@ -68,6 +68,12 @@ def test_phone_filters_fold_and_viewer_sees_no_upload(live_server: str, web_worl
         )
         assert label == '"Year: "'
 
+        # Search: the filters fold away too, so results start near the top of a phone screen.
+        phone.goto(f"{live_server}/search?q=kestrelmoss")
+        assert not phone.locator("select[name=theme]").is_visible()
+        top = phone.eval_on_selector(".results", "el => el.getBoundingClientRect().top")
+        assert top < 700, top
+
         desk = log_in(browser.new_context(), live_server, "panel-a")
         assert desk.locator("nav a[href='/upload']").count() == 1
         desk.goto(f"{live_server}/reviews")

@@ -79,7 +79,12 @@ def test_dashboard_table_and_links(clients) -> None:
     table = html[html.index('id="recurrence-table"') :]
     table = table[: table.index("</table>")]
     assert "Information sharing" in table and "1/1" in table
-    assert "Domestic abuse" not in html and MARKER not in html
+    # The national comparison lists every theme with a national figure (domestic abuse too),
+    # with the viewer's own count: 0 of the 1 review they may see. Nowhere else may it appear.
+    start, end = html.index('<section id="national"'), html.index('<section id="matrix"')
+    national, rest = html[start:end], html[:start] + html[end:]
+    assert "0% (0/1)" in national[national.index("Domestic abuse") :]
+    assert "Domestic abuse" not in rest and MARKER not in html
     assert 'href="/search?theme=information-sharing"' in html
     assert 'src="/charts/heatmap.svg"' in html and 'src="/charts/trend.svg"' in html
     assert 'aria-current="page"' in html[: html.index("</nav>")]  # the Themes nav link is lit
