@@ -19,9 +19,14 @@ from nlp.embeddings import Embedder, get_embedder
 
 
 def embedder_for(settings: Settings | None = None) -> Embedder:
-    """The configured model (KB_EMBEDDING_MODEL), default the bundled all-MiniLM-L6-v2."""
+    """The configured model (KB_EMBEDDING_MODEL), default the bundled all-MiniLM-L6-v2, run by
+    KB_EMBEDDING_BACKEND with its exported ONNX file cached in KB_EMBEDDING_CACHE."""
     settings = settings or get_settings()
-    return get_embedder(settings.embedding_model)
+    return get_embedder(
+        settings.embedding_model,
+        backend=settings.embedding_backend,
+        cache_dir=settings.embedding_cache or settings.model_dir,
+    )
 
 
 def to_bytes(vector: np.ndarray) -> bytes:
