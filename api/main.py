@@ -20,14 +20,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from api.deps import LoginRequired
 from api.routes import api_router
 from kb.config import Settings, get_settings
-from kb.db import get_engine
+from kb.db import get_engine, is_busy_error
 from kb.services import errors, search, tagging
 from kb.services.reviews import NotFound
 from kb.services.uploads import MAX_FILES, UploadError, UploadForbidden, UploadTooLarge
@@ -48,6 +49,8 @@ from web.security import (
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 CONFLICTS = tuple({errors.Conflict, tagging.Conflict})
+BUSY_MESSAGE = "The knowledge base is busy; nothing was changed. Please try again in a moment."
+RETRY_AFTER_SECONDS = 5
 
 
 def create_app(
@@ -187,3 +190,15 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def bad_request(request: Request, exc: Exception) -> Response:
         return _error(request, 400, str(exc))
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def busy(request: Request, exc: Exception) -> Response:
+        """A lock held past KB_DB_BUSY_TIMEOUT (a long write elsewhere) is "try again", never
+        a bare 500; any other database error still is one, logged with its traceback."""
+        if not is_busy_error(exc):
+            raise exc
+        log.warning("database busy: %s %s answered 503", request.method, request.url.path)
+        response = _error(request, 503, BUSY_MESSAGE)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
