@@ -30,6 +30,7 @@ from api.routes import api_router
 from kb.config import Settings, get_settings
 from kb.db import get_engine, is_busy_error
 from kb.services import errors, search, tagging
+from kb.services.jobs import TooManyJobs
 from kb.services.reviews import NotFound
 from kb.services.uploads import MAX_FILES, UploadError, UploadForbidden, UploadTooLarge
 from kb.services.users import UserError
@@ -185,6 +186,12 @@ def _error_handlers(app: FastAPI) -> None:
     async def out_of_range(request: Request, exc: Exception) -> Response:
         """An id or number no row can have is the request's fault, not a server error."""
         return _error(request, 422, "invalid request: a number in the request is out of range")
+
+    @app.exception_handler(TooManyJobs)
+    async def too_many_jobs(request: Request, exc: TooManyJobs) -> Response:
+        response = _error(request, 429, str(exc))
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.exception_handler(UploadError)
     @app.exception_handler(UserError)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra taxonomy YAML files (a partnership's themes)."
     )
     max_file_mb: int = Field(default=50, description="Largest document accepted, in MB.")
+    max_queued_jobs: int = Field(
+        default=3, description="Uploads one user may have waiting or running at once."
+    )
     secret_key: str | None = Field(
         default=None, description="Signs sessions; default a random key kept in KB_HOME."
     )

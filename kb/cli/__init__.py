@@ -30,6 +30,7 @@ app.add_typer(tracker.themes_app, name="themes")
 app.command("briefing")(briefing.briefing)
 app.add_typer(admin.users_app, name="users")
 app.command("serve")(admin.serve)
+app.command("worker")(admin.worker)
 app.command("export-all")(backup.export_all_command)
 app.command("import-all")(backup.import_all_command)
 

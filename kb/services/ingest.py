@@ -110,24 +110,48 @@ def ingest_paths(
     options = options or IngestOptions()
     files, skipped = expand_paths(paths)
     report = IngestReport(skipped=skipped)
-    max_bytes = get_settings().max_file_mb * 1_000_000
     for index, path in enumerate(files, start=1):
-        try:
-            extracted = read_document(path, max_bytes=max_bytes)
-            with session_scope(engine) as session:
-                outcome = _ingest_one(session, extracted, options.overrides_for(path), on_passages)
-            if outcome.get("skipped"):
-                report.skipped.append({"path": str(path), "reason": outcome["skipped"]})
-            else:
-                report.ingested.append({"path": str(path), **outcome})
-        except ReaderError as exc:
-            report.failed.append({"path": str(path), "error": exc.reason})
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
-            log.exception("ingest of %s failed", path)
-            report.failed.append({"path": str(path), "error": _describe(exc)})
+        outcome, item = ingest_file(engine, path, options=options, on_passages=on_passages)
+        getattr(report, outcome).append(item)
         if progress:
             progress(index, len(files), path)
     return report
+
+
+DocumentHook = Callable[[Session, str, dict[str, Any]], None]
+
+
+def ingest_file(
+    engine: Engine,
+    path: Path,
+    *,
+    options: IngestOptions,
+    on_passages: PassageHook | None = None,
+    on_outcome: DocumentHook | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Ingest one file → ("ingested" | "skipped" | "failed", its report item); never raises.
+
+    ``on_outcome(session, outcome, item)`` runs inside the document's transaction for an
+    ingested or skipped file, so a caller's bookkeeping (an ingest job's per-file result)
+    commits together with the document or not at all.
+    """
+    max_bytes = get_settings().max_file_mb * 1_000_000
+    try:
+        extracted = read_document(path, max_bytes=max_bytes)
+        with session_scope(engine) as session:
+            outcome = _ingest_one(session, extracted, options.overrides_for(path), on_passages)
+            if outcome.get("skipped"):
+                kind, item = "skipped", {"path": str(path), "reason": outcome["skipped"]}
+            else:
+                kind, item = "ingested", {"path": str(path), **outcome}
+            if on_outcome is not None:
+                on_outcome(session, kind, item)
+        return kind, item
+    except ReaderError as exc:
+        return "failed", {"path": str(path), "error": exc.reason}
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
+        log.exception("ingest of %s failed", path)
+        return "failed", {"path": str(path), "error": _describe(exc)}
 
 
 def _describe(exc: Exception) -> str:

@@ -1,9 +1,10 @@
-"""Documents uploaded through the web or the API: stored safely, ingested, audited.
+"""Documents uploaded through the web or the API: who may upload, safe names, size limits.
 
 Why a service of its own: the API route and the web upload page must behave identically, and the
-dangerous part (a client-chosen file name becoming a path on our disk) belongs in one audited
-place. Why the files are deleted after ingest: the text is in the database by then, and stray
-copies of unpublished reviews in a folder are exactly the leak partnerships fear.
+dangerous part (a client-chosen file name becoming a path on our disk) belongs in one place.
+Uploads are queued as ingest jobs (kb/services/jobs.py, which uses these names and limits); their
+bytes are dropped once ingested, since stray copies of unpublished reviews are exactly the leak
+partnerships fear.
 """
 
 from __future__ import annotations
@@ -16,17 +17,11 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
-
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from typing import BinaryIO
 
 from kb.config import Settings
-from kb.db import session_scope
-from kb.models import ReviewStatus, Role
-from kb.services import audit
+from kb.models import Role
 from kb.services.access import Principal
-from kb.services.users import partnership_name
 
 MAX_FILES = 20
 CHUNK = 1024 * 1024
@@ -137,71 +132,3 @@ def _copy_limited(stream: BinaryIO, target: Path, max_bytes: int, name: str) -> 
             if written > max_bytes:
                 raise UploadTooLarge(f"{name} is larger than {max_bytes // 1_000_000} MB")
             out.write(chunk)
-
-
-def ingest_upload(
-    engine: Engine,
-    *,
-    principal: Principal,
-    batch: UploadBatch,
-    settings: Settings,
-    partnership: str | None = None,
-    status: ReviewStatus | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """Ingest a stored batch (tagging as ``kb ingest`` does) and report per file.
-
-    A panel member's uploads always belong to their own partnership, so they can see what they
-    uploaded and nobody else's panel can. Results name files by their safe names, never by
-    server paths, and say "already ingested" without the id of a document that may be hidden.
-    """
-    check_uploader(principal)
-    # Imported here: ingest and analysis pull in spaCy and the embedding model, which pages
-    # that never upload should not pay for at start-up.
-    from kb.services.analysis import passage_hook
-    from kb.services.ingest import IngestOptions, ingest_paths
-
-    if principal.role == Role.PANEL:
-        with Session(engine) as session:
-            partnership = partnership_name(session, principal.partnership_id)
-    options = IngestOptions(partnership=partnership or None, status=status)
-    try:
-        report = ingest_paths(
-            engine=engine,
-            paths=[f.path for f in batch.files],
-            options=options,
-            on_passages=passage_hook(settings),
-        )
-    finally:
-        batch.cleanup()
-    by_path = {str(f.path): f for f in batch.files}
-    result: dict[str, list[dict[str, Any]]] = {"ingested": [], "skipped": [], "failed": []}
-    for item in report.ingested:
-        stored = by_path.get(item["path"])
-        result["ingested"].append(
-            {**_names(stored), "document_id": item["document_id"], "reviews": item["reviews"]}
-        )
-    for item in report.skipped:
-        reason = item["reason"]
-        if reason.startswith("already ingested"):
-            reason = "already ingested"
-        result["skipped"].append({**_names(by_path.get(item["path"])), "reason": reason})
-    for item in report.failed:
-        error = item["error"].replace(str(batch.folder), "")
-        result["failed"].append({**_names(by_path.get(item["path"])), "error": error})
-    with session_scope(engine) as session:
-        for item in result["ingested"]:
-            audit.record(
-                session,
-                principal=principal,
-                action="document.upload",
-                object_type="document",
-                object_id=item["document_id"],
-                detail={"reviews": item["reviews"]},
-            )
-    return result
-
-
-def _names(stored: StoredFile | None) -> dict[str, str]:
-    if stored is None:
-        return {"path": "?", "original": "?"}
-    return {"path": stored.name, "original": stored.original}
