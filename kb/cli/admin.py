@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -219,7 +221,8 @@ def _start_worker() -> subprocess.Popen[bytes]:
     """``kb worker`` as a child process: ingest (CPU-bound spaCy and embeddings) must not take
     the GIL from the server's request threads. A killed worker's job is taken over by the next
     worker after the lease (kb/services/jobs.py)."""
-    return subprocess.Popen([sys.executable, "-m", "kb", "worker"])
+    command = [sys.executable, "-m", "kb", "worker", "--exit-with", str(os.getpid())]
+    return subprocess.Popen(command)
 
 
 def _run_server(host: str, port: int, secure_cookies: bool, workers: int) -> None:
@@ -299,11 +302,14 @@ def worker(
     once: Annotated[
         bool, typer.Option("--once", help="Run what is queued now, then exit.")
     ] = False,
+    exit_with: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Stop when this process (kb serve) has gone."),
+    ] = None,
 ) -> None:
     """Run queued ingest jobs (web uploads). Start as many as you like, on any machine that
     reaches the database: each job is claimed by one worker (PostgreSQL: FOR UPDATE SKIP
     LOCKED), and a dead worker's job is taken over after its lease."""
-    import signal
     import threading
 
     from kb.config import get_settings
@@ -320,5 +326,21 @@ def worker(
         raise SystemExit(0)  # a job in progress is handed back to the queue (jobs.run_job)
 
     signal.signal(signal.SIGTERM, stop_now)
+    if exit_with is not None:
+        _watch_parent(exit_with)
     with contextlib.suppress(KeyboardInterrupt):
         jobs.work_forever(engine, settings=settings, poll=poll, stop=threading.Event())
+
+
+def _watch_parent(pid: int) -> None:
+    """End this worker when ``kb serve`` ends: uvicorn re-raises the SIGTERM it caught once it
+    has shut down, so the server cannot always stop its worker itself."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="kb-worker-parent-watch", daemon=True).start()
