@@ -37,11 +37,18 @@ def from_bytes(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32)
 
 
-def embed_passages(session: Session, passages: list[Passage], embedder: Embedder) -> None:
-    """Embed ``passages`` in batches and store the vectors on them."""
+def embed_passages(
+    session: Session,
+    passages: list[Passage],
+    embedder: Embedder,
+    vectors: np.ndarray | None = None,
+) -> None:
+    """Embed ``passages`` in batches and store the vectors on them (``vectors``: computed by
+    the caller beforehand, outside its write transaction)."""
     if not passages:
         return
-    vectors = embedder.encode([p.text for p in passages])
+    if vectors is None:
+        vectors = embedder.encode([p.text for p in passages])
     for passage, vector in zip(passages, vectors, strict=True):
         passage.embedding = to_bytes(vector)
         passage.embedding_model = embedder.model_id

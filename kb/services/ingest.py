@@ -138,8 +138,11 @@ def ingest_file(
     max_bytes = get_settings().max_file_mb * 1_000_000
     try:
         extracted = read_document(path, max_bytes=max_bytes)
+        sections = _prepare(engine, extracted, on_passages)
         with session_scope(engine) as session:
-            outcome = _ingest_one(session, extracted, options.overrides_for(path), on_passages)
+            outcome = _ingest_one(
+                session, extracted, options.overrides_for(path), on_passages, sections=sections
+            )
             if outcome.get("skipped"):
                 kind, item = "skipped", {"path": str(path), "reason": outcome["skipped"]}
             else:
@@ -152,6 +155,23 @@ def ingest_file(
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         log.exception("ingest of %s failed", path)
         return "failed", {"path": str(path), "error": _describe(exc)}
+
+
+def _prepare(
+    engine: Engine, doc: ExtractedDocument, on_passages: PassageHook | None
+) -> list[Section]:
+    """Everything slow that needs no database, before the write transaction opens: segment
+    the text and let the hook run its models on the passages (``prepare``, when it has one:
+    kb/services/analysis.py). Bytes already stored are not analysed again."""
+    sections = segment(doc)
+    prepare = getattr(on_passages, "prepare", None)
+    if prepare is None:
+        return sections
+    with Session(engine) as session:
+        if session.exec(select(Document.id).where(Document.sha256 == doc.sha256)).first():
+            return sections
+    prepare([span.text for section in sections for span in section.passages])
+    return sections
 
 
 def _describe(exc: Exception) -> str:
@@ -169,6 +189,8 @@ def _ingest_one(
     doc: ExtractedDocument,
     overrides: dict[str, Any],
     on_passages: PassageHook | None,
+    *,
+    sections: list[Section] | None = None,
 ) -> dict[str, Any]:
     existing = session.exec(select(Document).where(Document.sha256 == doc.sha256)).first()
     if existing is not None:
@@ -188,7 +210,7 @@ def _ingest_one(
     )
     session.add(document)
     session.flush()
-    sections = segment(doc)
+    sections = sections if sections is not None else segment(doc)
     meta = apply_overrides(infer_metadata(doc.text, doc.path.name), overrides)
     partnership = _partnership(session, meta.partnership)
     cases = (
