@@ -151,3 +151,25 @@ def test_busy_errors_are_recognised_and_others_are_not() -> None:
     assert not kb_db.is_busy_error(other)
     assert not kb_db.is_busy_error(ValueError("database is locked"))
 
+
+@sqlite_only
+def test_a_busy_audit_write_leaves_no_short_timeout_behind(short_busy, engine) -> None:
+    """The immediate attempt waits only 0.2 s; the pooled connection it used must go back with
+    the engine's own timeout, or later requests would give up after 0.2 s too."""
+    from kb.models import AuditEvent as Event
+
+    holder = sqlite3.connect(engine.url.database, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError):
+            audit_reads._write(engine, Event(username="u", action="a", object_type="t"), wait=0.05)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    connections = [engine.connect() for _ in range(engine.pool.size())]
+    try:
+        timeouts = {c.exec_driver_sql("PRAGMA busy_timeout").scalar() for c in connections}
+    finally:
+        for c in connections:
+            c.close()
+    assert timeouts == {300}

@@ -18,8 +18,8 @@ import queue
 import threading
 import time
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection, Engine
 
 from kb.db import is_busy_error
 from kb.models import AuditEvent
@@ -58,28 +58,35 @@ def flush(timeout: float = 30.0) -> bool:
 
 
 def _write(engine: Engine, event: AuditEvent, *, wait: float | None) -> None:
-    copy = AuditEvent.model_validate(event.model_dump())
-    with Session(engine) as session:
-        if wait is not None and engine.dialect.name == "sqlite":
-            connection = session.connection()
-            connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+    """Insert ``event`` in a transaction of its own; on SQLite with ``wait``, waiting at most
+    that long for the write lock. The connection goes back to the pool with the engine's own
+    busy timeout restored, whether the insert succeeded or not."""
+    row = event.model_dump(exclude={"id"})
+    short = wait is not None and engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if short:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait * 1000)}")  # type: ignore[operator]
         try:
-            session.add(copy)
-            session.commit()
+            conn.execute(insert(AuditEvent.__table__).values(**row))  # type: ignore[attr-defined]
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
         finally:
-            if wait is not None and engine.dialect.name == "sqlite":
-                _restore_timeout(session, engine)
+            if short:
+                _restore_timeout(conn)
 
 
-def _restore_timeout(session: Session, engine: Engine) -> None:
-    """Give the pooled connection back with the engine's own busy timeout."""
+def _restore_timeout(conn: Connection) -> None:
     from kb.config import get_settings
 
     ms = int(max(0.1, get_settings().db_busy_timeout) * 1000)
     try:
-        session.connection().exec_driver_sql(f"PRAGMA busy_timeout = {ms}")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {ms}")
+        conn.rollback()
     except Exception:  # noqa: BLE001 - a broken connection is discarded by the pool anyway
         log.debug("could not restore busy_timeout", exc_info=True)
+        conn.invalidate()
 
 
 def _start_writer() -> None:

@@ -55,6 +55,9 @@ EXCLUDED_TABLES: dict[str, str] = {
     "could make a cache serve results from before the restore",
     "revoked_session": "logged-out session ids, meaningful only with this server's secret key "
     "and expiring within 8 hours",
+    "ingest_job": "the queue of web uploads in flight (kb/services/jobs.py); their results are "
+    "the documents and audit events, which are backed up",
+    "ingest_job_file": "bytes of uploads in flight and per-file results of the upload queue",
 }
 
 #: Columns that can be recomputed from the rest of the row, and may therefore be left out
