@@ -23,9 +23,11 @@ from kb.models import (
     ActionStatus,
     ActionThemeLink,
     Document,
+    FileState,
     Finding,
     IngestJob,
     IngestJobFile,
+    JobState,
     Partnership,
     Passage,
     Recommendation,
@@ -234,11 +236,18 @@ def build_world(engine: Engine) -> World:
         hidden_rec = session.exec(
             select(Recommendation.id).where(Recommendation.review_id == hid.id)
         ).one()
-        job = IngestJob(username="panel-a", partnership="Fernhill")
+        job = IngestJob(username="panel-a", partnership="Fernhill", state=JobState.DONE)
         session.add(job)
         session.flush()
         session.add(
-            IngestJobFile(job_id=job.id, position=0, name="child.md", original=f"{MARKER}.md")  # type: ignore[arg-type]
+            IngestJobFile(
+                job_id=job.id,  # type: ignore[arg-type]
+                position=0,
+                name="child.md",
+                original=f"{MARKER}.md",
+                state=FileState.FAILED,
+                result={"error": f"{MARKER}: a reason naming the embargoed review"},
+            )
         )
         session.commit()
         return World(
