@@ -22,7 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -38,8 +39,9 @@ from api.security import (
     SecurityHeadersMiddleware,
 )
 from kb.config import Settings, get_settings, load_secret_key
-from kb.db import get_engine
+from kb.db import get_engine, is_busy_error
 from kb.services import errors, search, tagging
+from kb.services.jobs import TooManyJobs
 from kb.services.reviews import NotFound
 from kb.services.uploads import (
     MAX_FILES,
@@ -52,6 +54,8 @@ from kb.services.users import UserError
 
 log = logging.getLogger(__name__)
 CONFLICTS = tuple({errors.Conflict, tagging.Conflict})
+BUSY_MESSAGE = "The knowledge base is busy; nothing was changed. Please try again in a moment."
+RETRY_AFTER_SECONDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +212,25 @@ def _error_handlers(app: FastAPI) -> None:
     async def over_quota(request: Request, exc: UploadQuotaExceeded) -> Response:
         return _error(request, 429, str(exc))
 
+    @app.exception_handler(TooManyJobs)
+    async def too_many_jobs(request: Request, exc: TooManyJobs) -> Response:
+        response = _error(request, 429, str(exc))
+        response.headers["Retry-After"] = "30"
+        return response
+
     @app.exception_handler(UploadError)
     @app.exception_handler(UserError)
     async def bad_request(request: Request, exc: Exception) -> Response:
         return _error(request, 400, str(exc))
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def busy(request: Request, exc: Exception) -> Response:
+        """A lock held past KB_DB_BUSY_TIMEOUT (a long write elsewhere) is "try again", never
+        a bare 500; any other database error still is one, logged with its traceback."""
+        if not is_busy_error(exc):
+            raise exc
+        log.warning("database busy: %s %s answered 503", request.method, request.url.path)
+        response = _error(request, 503, BUSY_MESSAGE)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response

@@ -3,11 +3,13 @@
 Generates N ten-page review-like PDFs (fictional text), then measures
   1. extraction alone (``read_document`` on every file): the baseline;
   2. the ingest pipeline without models (read, segment, metadata, store in SQLite);
-  3. optionally the pipeline with rule + model tagging (``--tag``).
+  3. optionally the pipeline with rule + model tagging (``--tag``);
+  4. optionally tagging + embeddings, torch and int8 ONNX (``--embed``), with their ratio to
+     tagging alone (issue 13's goal: an ingest with embeddings ≤ 2x one without).
 and prints documents/s, pages/s, peak memory and each pipeline's ratio to the baseline.
 Goal (issue 2): 1,000 documents in under 5 minutes on 2 cores, pipeline ≤ 2x extraction.
 
-    .venv/bin/python benchmarks/ingest.py --sizes 100 1000 [--tag]
+    .venv/bin/python benchmarks/ingest.py --sizes 100 1000 [--tag] [--embed]
 """
 
 from __future__ import annotations
@@ -123,13 +125,19 @@ def time_extraction(paths: list[Path]) -> tuple[float, int]:
     return time.perf_counter() - start, pages
 
 
-def time_ingest(paths: list[Path], *, tag: bool) -> tuple[float, int]:
+def time_ingest(
+    paths: list[Path], *, tag: bool, embed: bool = False, backend: str = "auto"
+) -> tuple[float, int]:
     os.environ["KB_HOME"] = tempfile.mkdtemp(prefix="kb-bench-")
     os.environ.pop("KB_DATABASE_URL", None)
     os.environ["KB_EMBED_ON_INGEST"] = "false"
+    os.environ["KB_EMBEDDING_BACKEND"] = backend
     from kb import db
     from kb.config import get_settings
     from kb.services.ingest import ingest_paths
+    from nlp.embeddings import default_cache_dir
+
+    os.environ.setdefault("KB_EMBEDDING_CACHE", str(default_cache_dir()))
 
     get_settings.cache_clear()
     db.get_engine.cache_clear()
@@ -139,7 +147,9 @@ def time_ingest(paths: list[Path], *, tag: bool) -> tuple[float, int]:
     if tag:
         from kb.services.analysis import passage_hook
 
-        hook = passage_hook(get_settings(), embed=False)
+        hook = passage_hook(get_settings(), embed=embed)
+        if embed:  # load (and, the first time, export) the model outside the clock
+            hook.embedder.encode(["warm up"])  # type: ignore[union-attr]
     start = time.perf_counter()
     report = ingest_paths(engine=engine, paths=paths, on_passages=hook)
     elapsed = time.perf_counter() - start
@@ -152,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--tag", action="store_true", help="also time ingest with tagging")
+    parser.add_argument(
+        "--embed",
+        action="store_true",
+        help="also time tagging + embeddings (torch and onnx-int8); ratio to tagging alone",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kb-bench-docs-") as tmp:
         folder = Path(tmp)
@@ -166,15 +181,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"extraction only : {size / base:8.1f} docs/s {pages / base:9.1f} pages/s "
                 f"{base:7.1f}s  peak {peak_mb():.0f} MB"
             )
-            runs = [("ingest (no models)", False)] + (
-                [("ingest + tagging", True)] if args.tag else []
-            )
-            for label, tag in runs:
-                elapsed, n = time_ingest(paths, tag=tag)
+            runs = [("ingest (no models)", False, False, "auto")]
+            if args.tag or args.embed:
+                runs.append(("ingest + tagging", True, False, "auto"))
+            if args.embed:
+                runs += [
+                    ("+ embeddings torch", True, True, "torch"),
+                    ("+ embeddings int8", True, True, "onnx-int8"),
+                ]
+            tagged = None
+            for label, tag, embed, backend in runs:
+                elapsed, n = time_ingest(paths, tag=tag, embed=embed, backend=backend)
+                tagged = elapsed if tag and not embed else tagged
+                extra = f"  {elapsed / tagged:.2f}x tagging alone" if embed and tagged else ""
                 print(
-                    f"{label:16}: {n / elapsed:8.1f} docs/s {pages / elapsed:9.1f} pages/s "
+                    f"{label:18}: {n / elapsed:8.1f} docs/s {pages / elapsed:9.1f} pages/s "
                     f"{elapsed:7.1f}s  peak {peak_mb():.0f} MB  ratio {elapsed / base:.2f}x "
-                    "extraction"
+                    f"extraction{extra}"
                 )
     return 0
 

@@ -59,6 +59,10 @@ def load_corpus(home: str | None = None) -> object:
     reuse = home is not None and (Path(home) / "kb.sqlite3").exists()
     os.environ.pop("KB_DATABASE_URL", None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from nlp.embeddings import default_cache_dir
+
+    # One exported ONNX model for every fresh KB_HOME of this run (and of later runs).
+    os.environ.setdefault("KB_EMBEDDING_CACHE", str(default_cache_dir()))
     from corpus.demo import FILES_DIR, MANIFEST
     from corpus.metadata import load_manifest
     from kb import db

@@ -90,18 +90,51 @@ def _merge(text: str, spans: list[Span]) -> list[Span]:
     return merged
 
 
+#: Texts longer than this are split into pieces at line or sentence ends before spaCy sees them,
+#: so ``nlp.max_length`` (spaCy's E088) is never reached, whatever the document's size.
+CHUNK_CHARS = 200_000
+
+
+def chunk_bounds(text: str, limit: int | None = None) -> list[Span]:
+    """``[start, end)`` pieces of at most ``limit`` characters covering ``text``, each cut
+    after a paragraph break, else a line break, else a full stop and space, else a space
+    (only a text with no space at all in ``limit`` characters is cut mid-word)."""
+    limit = limit or CHUNK_CHARS
+    bounds: list[Span] = []
+    start = 0
+    while len(text) - start > limit:
+        window_end = start + limit
+        cut = -1
+        for mark in ("\n\n", "\n", ". ", " "):
+            found = text.rfind(mark, start + limit // 2, window_end)
+            if found != -1:
+                cut = found + len(mark)
+                break
+        if cut <= start:
+            cut = window_end
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, len(text)))
+    return bounds
+
+
 def sentence_spans(text: str) -> list[Span]:
     """Character spans ``[start, end)`` of the sentences in ``text``, trimmed of whitespace."""
-    if not text.strip():
-        return []
-    return _merge(text, _raw_spans(get_nlp()(tokenizer_safe(text))))
+    return sentence_spans_many([text])[0]
 
 
 def sentence_spans_many(texts: Iterable[str], batch_size: int = 256) -> list[list[Span]]:
-    """Sentence spans for many texts at once, using ``nlp.pipe`` for throughput."""
+    """Sentence spans for many texts at once, using ``nlp.pipe`` for throughput; a very long
+    text goes through in pieces (:func:`chunk_bounds`) with its spans shifted back."""
     items = list(texts)
-    results: list[list[Span]] = []
-    safe = (tokenizer_safe(text) for text in items)
-    for text, doc in zip(items, get_nlp().pipe(safe, batch_size=batch_size), strict=True):
-        results.append(_merge(text, _raw_spans(doc)) if text.strip() else [])
+    pieces: list[tuple[int, int, int]] = []  # (item index, piece start, piece end)
+    for index, text in enumerate(items):
+        if text.strip():
+            pieces += [(index, a, b) for a, b in chunk_bounds(text)]
+    results: list[list[Span]] = [[] for _ in items]
+    safe = (tokenizer_safe(items[i][a:b]) for i, a, b in pieces)
+    for (index, a, _end), doc in zip(
+        pieces, get_nlp().pipe(safe, batch_size=batch_size), strict=True
+    ):
+        results[index] += _merge(items[index], [(s + a, e + a) for s, e in _raw_spans(doc)])
     return results

@@ -25,8 +25,19 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default a SQLite file in KB_HOME."
     )
     db_pool_size: int = Field(default=10, description="PostgreSQL connection pool size.")
+    db_busy_timeout: float = Field(
+        default=10.0,
+        description="Seconds a write waits for a busy database before the answer is a 503.",
+    )
     embedding_model: Path | None = Field(
         default=None, description="Sentence-transformers model folder; default the bundled one."
+    )
+    embedding_backend: str = Field(
+        default="auto",
+        description="onnx-int8 (fast), torch, or auto (onnx-int8 when onnxruntime is installed).",
+    )
+    embedding_cache: Path | None = Field(
+        default=None, description="Folder for the exported ONNX model; default KB_HOME/models."
     )
     embed_on_ingest: bool = Field(default=True, description="Compute embeddings while ingesting.")
     theme_heads: bool = Field(
@@ -53,6 +64,9 @@ class Settings(BaseSettings):
     backup_key: str | None = Field(
         default=None,
         description="Key that signs and checks backup files (HMAC); default the secret key.",
+    )
+    max_queued_jobs: int = Field(
+        default=3, description="Uploads one user may have waiting or running at once."
     )
     secret_key: str | None = Field(
         default=None, description="Signs sessions; default a random key kept in KB_HOME."

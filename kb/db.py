@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from kb.config import get_settings, private_dir, private_file
@@ -29,20 +30,47 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine tuned for the backend behind ``url``."""
+    """Create an engine tuned for the backend behind ``url``.
+
+    Both backends wait at most KB_DB_BUSY_TIMEOUT for a lock (SQLite's busy timeout, PostgreSQL's
+    lock_timeout and pool timeout); past it the statement fails with an error that
+    :func:`is_busy_error` recognises and the web app answers 503 + Retry-After.
+    """
+    settings = get_settings()
+    timeout = max(0.1, settings.db_busy_timeout)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        settings = get_settings()
         engine = create_engine(
             url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
             pool_pre_ping=True,
+            pool_timeout=timeout,
+            connect_args={"options": f"-c lock_timeout={int(timeout * 1000)}"},
         )
     track_data_version(engine)
     return engine
+
+
+#: SQLite's and PostgreSQL's ways of saying "someone else holds the lock, try later".
+_BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
+_BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01"})  # lock timeout, serialization, deadlock
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database was too busy, not that the request was wrong."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    return any(text in str(orig or exc).lower() for text in _BUSY_MESSAGES)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

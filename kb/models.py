@@ -577,3 +577,58 @@ class DataVersion(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     token: str = Field(max_length=32)
     value: int = Field(default=0, sa_type=BigInteger)
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class FileState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    INGESTED = "ingested"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class IngestJob(SQLModel, table=True):
+    """An upload waiting for, or being run by, a worker (``kb worker``, or the one ``kb serve``
+    starts). In the database so that it survives restarts and any worker on any machine can
+    claim it; ``heartbeat_at`` older than the lease means its worker died and the job is
+    claimed again (each file is done exactly once: see kb/services/jobs.py)."""
+
+    __tablename__ = "ingest_job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=100, index=True)
+    partnership: str | None = Field(default=None, max_length=200)
+    status: str | None = Field(default=None, max_length=20)
+    state: JobState = Field(default=JobState.QUEUED, max_length=10, index=True)
+    worker: str | None = Field(default=None, max_length=100)
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class IngestJobFile(SQLModel, table=True):
+    """One uploaded file of a job: its bytes until it has been ingested, then its result.
+
+    The bytes live in the database (not in a folder of the web server) so a worker on another
+    machine can run the job; they are dropped once the file is done, like the upload folder.
+    """
+
+    __tablename__ = "ingest_job_file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="ingest_job.id", index=True)
+    position: int
+    name: str = Field(max_length=120)
+    original: str = Field(max_length=300)
+    size_bytes: int = 0
+    content: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    state: FileState = Field(default=FileState.PENDING, max_length=10)
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))

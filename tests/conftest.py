@@ -17,8 +17,13 @@ from sqlalchemy.engine import Engine
 
 from kb import db as kb_db
 from kb.config import get_settings
+from nlp.embeddings import default_cache_dir
 
 BACKEND = os.environ.get("KB_TEST_BACKEND", "sqlite")
+
+# Every test has its own KB_HOME; the exported ONNX embedding model (nlp/onnx_backend.py) is
+# the same for all of them, so it is exported once per machine, not once per test.
+os.environ.setdefault("KB_EMBEDDING_CACHE", str(default_cache_dir()))
 
 
 @pytest.fixture(scope="session")

@@ -324,3 +324,26 @@ def test_section_keyword_headings_and_subsection_inheritance() -> None:
         ("Professional Curiosity", "findings", 2),  # unclassified: inherits from its parent
         ("Section 5 – Appendix of terms", "other", 1),
     ]
+
+
+def test_very_long_text_never_reaches_spacys_max_length(monkeypatch) -> None:
+    """A text far past spaCy's max_length is split into pieces at line or sentence ends; the
+    sentences found are the same as in a short text and their offsets point into the whole."""
+    from corpus import sentences
+
+    nlp = sentences.get_nlp()
+    monkeypatch.setattr(nlp, "max_length", 3_000)
+    monkeypatch.setattr(sentences, "CHUNK_CHARS", 1_000)
+    para = "The health visitor called twice. Nobody answered the door.\n"
+    text = para * 200  # 11,800 characters: four times max_length
+    spans = sentences.sentence_spans(text)
+    assert len(spans) == 400
+    assert [text[a:b] for a, b in spans[:2]] == [
+        "The health visitor called twice.",
+        "Nobody answered the door.",
+    ]
+    assert all(text[a:b] in para for a, b in spans)
+    bounds = sentences.chunk_bounds(text, 1_000)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(text)
+    assert all(b - a <= 1_000 for a, b in bounds)
+    assert all(text[b - 1] == "\n" for a, b in bounds[:-1])  # cut at line ends

@@ -713,8 +713,14 @@ def test_upload_route_refuses_hostile_files_per_file(clients: Any, tmp_path: Pat
     files.append(("files", ("..\\..\\child-r.md", OTHER_REVIEW.encode(), "text/markdown")))
     c = clients["admin"]
     response = c.post("/api/documents", files=files, headers=api_csrf(c))
-    assert response.status_code == 200, response.text
+    assert response.status_code == 202, response.text
+    from kb.db import get_engine
+    from kb.services import jobs
+
+    jobs.run_pending(get_engine(), settings=get_settings())  # what the worker does
+    response = c.get(response.headers["location"])
     body = response.json()
+    assert body["state"] == "done"
     assert [item["path"] for item in body["ingested"]] == ["child-r.md"]
     errors = {item["path"]: item["error"] for item in body["failed"]}
     assert errors.keys() == expected.keys()

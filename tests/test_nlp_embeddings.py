@@ -53,9 +53,70 @@ def test_empty_input_gives_empty_matrix(embedder: Embedder) -> None:
 def test_deterministic(embedder: Embedder) -> None:
     text = "The father was not invited to the child protection conference."
     first = embedder.encode([text])
-    second = embedder.encode([text, "something else entirely"])[:1]
+    np.testing.assert_allclose(embedder.encode([text]), first, atol=1e-6)
+    np.testing.assert_allclose(embedder.encode_one(text), first[0], atol=1e-6)
+    # A text's vector does not depend on what it is embedded with (int8 runs each text alone).
+    others = ["something else entirely, and a good deal longer"] * 20
+    second = embedder.encode([*others, text, "x"])[20:21]
     np.testing.assert_allclose(first, second, atol=1e-5)
-    np.testing.assert_allclose(embedder.encode_one(text), first[0], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> Embedder:
+    return get_embedder(backend="torch")
+
+
+def test_default_backend_is_onnx_int8_with_its_own_model_id(
+    embedder: Embedder, torch_embedder: Embedder
+) -> None:
+    assert embedder.backend == "onnx-int8"
+    assert torch_embedder.backend == "torch"
+    # Vectors remember their backend: switching backends makes stored vectors stale.
+    assert embedder.model_id != torch_embedder.model_id
+    assert embedder.model_id.startswith(torch_embedder.model_id)
+    assert embedder.model_id.endswith("+onnx-int8-v1")
+
+
+def test_onnx_vectors_match_torch(embedder: Embedder, torch_embedder: Embedder) -> None:
+    texts = [
+        "The health visitor did not know the mother's new partner lived in the home.",
+        "Agencies did not share information about the family's frequent moves.",
+        "Short.",
+        "The school raised concerns " + "about repeated absence and hunger " * 30,
+    ]
+    fast, exact = embedder.encode(texts), torch_embedder.encode(texts)
+    cosines = (fast * exact).sum(axis=1)
+    assert cosines.min() > 0.97, cosines
+    # Length-sorted batches give results back in input order.
+    assert int(np.argmax(fast @ exact[3])) == 3
+
+
+def test_onnx_model_is_exported_once_into_the_cache(tmp_path: Path) -> None:
+    """An Embedder on an empty cache folder exports there; a second one reuses the file."""
+    from nlp.onnx_backend import quantized_model_file
+
+    base = Embedder(backend="torch").base_model_id
+    exported = quantized_model_file(default_model_path(), tmp_path, base)
+    assert exported.is_file() and exported.parent.parent == tmp_path
+    mtime = exported.stat().st_mtime_ns
+    assert quantized_model_file(default_model_path(), tmp_path, base).stat().st_mtime_ns == mtime
+    assert not list(exported.parent.glob("tmp*")), "the scratch folder is removed"
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown embedding backend"):
+        Embedder(backend="gpu")
+
+
+def test_torch_fallback_when_onnxruntime_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nlp.onnx_backend
+
+    monkeypatch.setattr(nlp.onnx_backend, "onnx_available", lambda: False)
+    fallback = Embedder(backend="auto")
+    assert fallback.backend == "torch"
+    assert fallback.model_id == fallback.base_model_id
+    with pytest.raises(RuntimeError, match="onnxruntime"):
+        _ = Embedder(backend="onnx-int8").backend
 
 
 def test_similar_sentences_are_closer_than_unrelated(embedder: Embedder) -> None:

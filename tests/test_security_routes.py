@@ -43,6 +43,7 @@ PARAMS: dict[str, Callable[[World], Any]] = {
     "action_id": lambda w: w.hidden_action,
     "finding_id": lambda w: w.hidden_finding,
     "recommendation_id": lambda w: w.hidden_recommendation,
+    "job_id": lambda w: w.hidden_job,
 }
 # Query parameters future search / theme / list pages are likely to take; harmless otherwise.
 QUERY = {"q": SEARCH_WORD, "query": SEARCH_WORD, "theme": "domestic-abuse", "limit": 200}

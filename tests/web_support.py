@@ -23,7 +23,11 @@ from kb.models import (
     ActionStatus,
     ActionThemeLink,
     Document,
+    FileState,
     Finding,
+    IngestJob,
+    IngestJobFile,
+    JobState,
     Partnership,
     Passage,
     Recommendation,
@@ -77,6 +81,7 @@ class World:
     hidden_action: int = 0  # an action answering only the embargoed review's recommendation
     hidden_finding: int = 0  # a finding of the embargoed review
     hidden_recommendation: int = 0  # the embargoed review's recommendation (linked to the action)
+    hidden_job: int = 0  # panel-a's upload job, its file named after the embargoed review
 
 
 def _passages(text: str) -> list[tuple[str, str, int, int]]:
@@ -231,6 +236,19 @@ def build_world(engine: Engine) -> World:
         hidden_rec = session.exec(
             select(Recommendation.id).where(Recommendation.review_id == hid.id)
         ).one()
+        job = IngestJob(username="panel-a", partnership="Fernhill", state=JobState.DONE)
+        session.add(job)
+        session.flush()
+        session.add(
+            IngestJobFile(
+                job_id=job.id,  # type: ignore[arg-type]
+                position=0,
+                name="child.md",
+                original=f"{MARKER}.md",
+                state=FileState.FAILED,
+                result={"error": f"{MARKER}: a reason naming the embargoed review"},
+            )
+        )
         session.commit()
         return World(
             published_review=pub.id,
@@ -245,6 +263,7 @@ def build_world(engine: Engine) -> World:
             hidden_action=hidden_action,
             hidden_finding=hidden_finding.id,  # type: ignore[arg-type]
             hidden_recommendation=hidden_rec,
+            hidden_job=job.id,  # type: ignore[arg-type]
         )
 
 

@@ -8,8 +8,12 @@ or printed, and neither is their hash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import os
+import signal
 import socket
+import subprocess
 import sys
 from typing import Annotated, Any
 
@@ -173,10 +177,15 @@ def serve(
             "search model and index, ~0.5 GB; login rate limits are per worker).",
         ),
     ] = 1,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also run one ingest worker (a process of its own) for web uploads.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the web pages and the JSON API (login required for everything)."""
-    import uvicorn
-
     if not _is_loopback(host):
         if not public:
             raise fail(
@@ -190,6 +199,29 @@ def serve(
             highlight=False,
         )
     ready_engine()
+    job_worker = _start_worker() if worker else None
+    try:
+        _run_server(host, port, secure_cookies, workers)
+    finally:
+        if job_worker is not None:
+            job_worker.terminate()
+            try:
+                job_worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                job_worker.kill()
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    """``kb worker`` as a child process: ingest (CPU-bound spaCy and embeddings) must not take
+    the GIL from the server's request threads. A killed worker's job is taken over by the next
+    worker after the lease (kb/services/jobs.py)."""
+    command = [sys.executable, "-m", "kb", "worker", "--exit-with", str(os.getpid())]
+    return subprocess.Popen(command)
+
+
+def _run_server(host: str, port: int, secure_cookies: bool, workers: int) -> None:
+    import uvicorn
+
     proxies = ",".join(p.strip() for p in get_settings().trusted_proxies.split(",") if p.strip())
     options: dict[str, Any] = {
         "host": host,
@@ -242,3 +274,52 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def worker(
+    poll: Annotated[float, typer.Option(help="Seconds between looks for queued jobs.")] = 2.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run what is queued now, then exit.")
+    ] = False,
+    exit_with: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Stop when this process (kb serve) has gone."),
+    ] = None,
+) -> None:
+    """Run queued ingest jobs (web uploads). Start as many as you like, on any machine that
+    reaches the database: each job is claimed by one worker (PostgreSQL: FOR UPDATE SKIP
+    LOCKED), and a dead worker's job is taken over after its lease."""
+    import threading
+
+    from kb.config import get_settings
+    from kb.services import jobs
+
+    engine = ready_engine()
+    settings = get_settings()
+    if once:
+        ran = jobs.run_pending(engine, settings=settings)
+        console.print(f"ran {ran} job(s)", highlight=False)
+        return
+
+    def stop_now(*_: object) -> None:
+        raise SystemExit(0)  # a job in progress is handed back to the queue (jobs.run_job)
+
+    signal.signal(signal.SIGTERM, stop_now)
+    if exit_with is not None:
+        _watch_parent(exit_with)
+    with contextlib.suppress(KeyboardInterrupt):
+        jobs.work_forever(engine, settings=settings, poll=poll, stop=threading.Event())
+
+
+def _watch_parent(pid: int) -> None:
+    """End this worker when ``kb serve`` ends: uvicorn re-raises the SIGTERM it caught once it
+    has shut down, so the server cannot always stop its worker itself."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="kb-worker-parent-watch", daemon=True).start()

@@ -133,3 +133,26 @@ def _known_themes() -> dict[str, str]:
 
     taxonomy = get_taxonomy(get_settings())
     return {theme_id: theme.label for theme_id, theme in taxonomy.themes.items()}
+
+
+models_app = typer.Typer(
+    help="The embedding model: prepare it ahead of first use.", no_args_is_help=True
+)
+
+
+def models_export(
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Export the bundled model to its int8 ONNX file now (a build step), so the first ingest or
+    search does not pay for it. Prints the backend in use and the model id stored with vectors."""
+    from kb.services.embedding import embedder_for
+
+    embedder = embedder_for()
+    result = {"backend": embedder.backend, "model_id": embedder.model_id}
+    if json_:
+        print_json(result)
+    else:
+        Console().print(f"{result['backend']}  {result['model_id']}", highlight=False)
+
+
+models_app.command("export")(models_export)

@@ -1,5 +1,11 @@
 """The audit trail: who viewed restricted reviews and who changed what.
 
+Changes are audited in the changing transaction (both stand or neither does). Views are not:
+a search or a page is a read, and its audit line must not turn it into a write that waits
+for, or fails on, a lock someone else holds (a long ingest on SQLite). So views are written
+by :mod:`kb.services.audit_reads` in a transaction of their own, at once when the database
+is free and from a background queue when it is busy.
+
 Why: partnerships must be able to answer "who has read this embargoed review?" and "who confirmed
 this theme?". Why so little detail: the audit log is read by administrators and exported for
 scrutiny, so it must never become a second copy of the documents. Callers pass ids, actions and
@@ -15,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from kb.models import AuditEvent, ReviewStatus
 from kb.services.access import Principal
+from kb.services.audit_reads import record_read
 
 MAX_DETAIL = 300
 
@@ -37,17 +44,26 @@ def record(
     ``detail`` is a short ``key=value`` string or a mapping of ids / statuses, never text taken
     from a document.
     """
-    text = _detail_text(detail)
-    event = AuditEvent(
+    event = _event(principal, action, object_type, object_id, detail)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _event(
+    principal: Principal,
+    action: str,
+    object_type: str,
+    object_id: int | str | None,
+    detail: str | Mapping[str, Any] | None,
+) -> AuditEvent:
+    return AuditEvent(
         username=principal.username,
         action=action[:50],
         object_type=object_type[:50],
         object_id=None if object_id is None else str(object_id)[:100],
-        detail=text,
+        detail=_detail_text(detail),
     )
-    session.add(event)
-    session.flush()
-    return event
 
 
 def _detail_text(detail: str | Mapping[str, Any] | None) -> str | None:
@@ -75,14 +91,11 @@ def record_review_view(
     """
     if str(review["status"]) == ReviewStatus.PUBLISHED.value:
         return None
-    return record(
-        session,
-        principal=principal,
-        action="review.view",
-        object_type="review",
-        object_id=review["id"],
-        detail={"status": review["status"], "via": via},
+    event = _event(
+        principal, "review.view", "review", review["id"], {"status": review["status"], "via": via}
     )
+    record_read(session.get_bind(), event)  # type: ignore[arg-type]
+    return event
 
 
 def recent_events(

@@ -64,6 +64,9 @@ FILE_MODE = 0o600
 EXCLUDED_TABLES: dict[str, str] = {
     "data_version": "cache bookkeeping of this database (kb/db.py); restoring an older value "
     "could make a cache serve results from before the restore",
+    "ingest_job": "the queue of web uploads in flight (kb/services/jobs.py); their results are "
+    "the documents and audit events, which are backed up",
+    "ingest_job_file": "bytes of uploads in flight and per-file results of the upload queue",
 }
 
 #: Columns that can be recomputed from the rest of the row, and may therefore be left out

@@ -19,9 +19,14 @@ from nlp.embeddings import Embedder, get_embedder
 
 
 def embedder_for(settings: Settings | None = None) -> Embedder:
-    """The configured model (KB_EMBEDDING_MODEL), default the bundled all-MiniLM-L6-v2."""
+    """The configured model (KB_EMBEDDING_MODEL), default the bundled all-MiniLM-L6-v2, run by
+    KB_EMBEDDING_BACKEND with its exported ONNX file cached in KB_EMBEDDING_CACHE."""
     settings = settings or get_settings()
-    return get_embedder(settings.embedding_model)
+    return get_embedder(
+        settings.embedding_model,
+        backend=settings.embedding_backend,
+        cache_dir=settings.embedding_cache or settings.model_dir,
+    )
 
 
 def to_bytes(vector: np.ndarray) -> bytes:
@@ -32,11 +37,18 @@ def from_bytes(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32)
 
 
-def embed_passages(session: Session, passages: list[Passage], embedder: Embedder) -> None:
-    """Embed ``passages`` in batches and store the vectors on them."""
+def embed_passages(
+    session: Session,
+    passages: list[Passage],
+    embedder: Embedder,
+    vectors: np.ndarray | None = None,
+) -> None:
+    """Embed ``passages`` in batches and store the vectors on them (``vectors``: computed by
+    the caller beforehand, outside its write transaction)."""
     if not passages:
         return
-    vectors = embedder.encode([p.text for p in passages])
+    if vectors is None:
+        vectors = embedder.encode([p.text for p in passages])
     for passage, vector in zip(passages, vectors, strict=True):
         passage.embedding = to_bytes(vector)
         passage.embedding_model = embedder.model_id

@@ -140,20 +140,9 @@ def ingest_paths(
     options = options or IngestOptions()
     files, skipped = expand_paths(paths)
     report = IngestReport(skipped=skipped)
-    max_bytes = get_settings().max_file_mb * 1_000_000
     for index, path in enumerate(files, start=1):
-        try:
-            extracted = read_document(path, max_bytes=max_bytes)
-            outcome = _ingest_with_retry(engine, extracted, options, path, on_passages)
-            if outcome.get("skipped"):
-                report.skipped.append({"path": str(path), "reason": outcome["skipped"]})
-            else:
-                report.ingested.append({"path": str(path), **outcome})
-        except ReaderError as exc:
-            report.failed.append({"path": str(path), "error": exc.reason})
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
-            log.exception("ingest of %s failed", path)
-            report.failed.append({"path": str(path), "error": _describe(exc)})
+        outcome, item = ingest_file(engine, path, options=options, on_passages=on_passages)
+        getattr(report, outcome).append(item)
         if progress:
             progress(index, len(files), path)
     return report
@@ -163,13 +152,47 @@ class _Raced(RuntimeError):
     """Another ingest superseded the same previous version first: start this file again."""
 
 
+DocumentHook = Callable[[Session, str, dict[str, Any]], None]
+
+
+def ingest_file(
+    engine: Engine,
+    path: Path,
+    *,
+    options: IngestOptions,
+    on_passages: PassageHook | None = None,
+    on_outcome: DocumentHook | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Ingest one file → ("ingested" | "skipped" | "failed", its report item); never raises.
+
+    ``on_outcome(session, outcome, item)`` runs inside the document's transaction for an
+    ingested or skipped file, so a caller's bookkeeping (an ingest job's per-file result)
+    commits together with the document or not at all.
+    """
+    max_bytes = get_settings().max_file_mb * 1_000_000
+    try:
+        extracted = read_document(path, max_bytes=max_bytes)
+        sections = _prepare(engine, extracted, on_passages)
+        return _ingest_with_retry(
+            engine, extracted, options, path, on_passages, sections=sections, on_outcome=on_outcome
+        )
+    except ReaderError as exc:
+        return "failed", {"path": str(path), "error": exc.reason}
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
+        log.exception("ingest of %s failed", path)
+        return "failed", {"path": str(path), "error": _describe(exc)}
+
+
 def _ingest_with_retry(
     engine: Engine,
     extracted: ExtractedDocument,
     options: IngestOptions,
     path: Path,
     on_passages: PassageHook | None,
-) -> dict[str, Any]:
+    *,
+    sections: list[Section],
+    on_outcome: DocumentHook | None,
+) -> tuple[str, dict[str, Any]]:
     """One document's transaction, retried when a concurrent ingest of the same name won.
 
     The same bytes stored concurrently under another name hit the unique content hash: that is
@@ -178,14 +201,19 @@ def _ingest_with_retry(
     for _attempt in range(3):
         try:
             with session_scope(engine) as session:
-                return _ingest_one(
+                outcome = _ingest_one(
                     session,
                     extracted,
                     options.overrides_for(path),
                     on_passages,
                     options.principal,
                     options.type_source(path),
+                    sections=sections,
                 )
+                result = _report_item(path, outcome)
+                if on_outcome is not None:
+                    on_outcome(session, *result)
+                return result
         except _Raced:
             continue
         except IntegrityError:
@@ -195,8 +223,35 @@ def _ingest_with_retry(
                 ).first()
             if found is None:
                 raise
-            return {"skipped": f"already ingested as document {found}"}
+            result = _report_item(path, {"skipped": f"already ingested as document {found}"})
+            if on_outcome is not None:
+                with session_scope(engine) as session:
+                    on_outcome(session, *result)
+            return result
     raise RuntimeError("the document kept changing under a concurrent ingest; try again")
+
+
+def _report_item(path: Path, outcome: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if outcome.get("skipped"):
+        return "skipped", {"path": str(path), "reason": outcome["skipped"]}
+    return "ingested", {"path": str(path), **outcome}
+
+
+def _prepare(
+    engine: Engine, doc: ExtractedDocument, on_passages: PassageHook | None
+) -> list[Section]:
+    """Everything slow that needs no database, before the write transaction opens: segment
+    the text and let the hook run its models on the passages (``prepare``, when it has one:
+    kb/services/analysis.py). Bytes already stored are not analysed again."""
+    sections = segment(doc)
+    prepare = getattr(on_passages, "prepare", None)
+    if prepare is None:
+        return sections
+    with Session(engine) as session:
+        if session.exec(select(Document.id).where(Document.sha256 == doc.sha256)).first():
+            return sections
+    prepare([span.text for section in sections for span in section.passages])
+    return sections
 
 
 def _describe(exc: Exception) -> str:
@@ -216,6 +271,8 @@ def _ingest_one(
     on_passages: PassageHook | None,
     principal: Principal,
     type_source: str = "inferred",
+    *,
+    sections: list[Section] | None = None,
 ) -> dict[str, Any]:
     _lock_name(session, doc.path.name)
     existing = session.exec(select(Document).where(Document.sha256 == doc.sha256)).first()
@@ -240,7 +297,7 @@ def _ingest_one(
     )
     session.add(document)
     session.flush()
-    sections = segment(doc)
+    sections = sections if sections is not None else segment(doc)
     cases = (
         find_case_summaries(doc, sections) if meta.review_type == ReviewType.ANNUAL_REPORT else []
     )

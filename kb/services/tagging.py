@@ -141,9 +141,19 @@ def evidence_dicts(result: TagResult, passage: Passage) -> list[dict[str, Any]]:
     ]
 
 
-def tag_passages(session: Session, passages: list[Passage], tagger: Tagger) -> int:
-    """(Re-)tag ``passages``; suggestions are replaced, human decisions are kept."""
-    results = tagger.tag_many([p.text for p in passages])
+def tag_passages(
+    session: Session,
+    passages: list[Passage],
+    tagger: Tagger,
+    results: list[list[Any]] | None = None,
+) -> int:
+    """(Re-)tag ``passages``; suggestions are replaced, human decisions are kept.
+
+    ``results`` are ``tagger.tag_many`` of the passages' texts when the caller computed them
+    already, outside its write transaction (ingest does: kb/services/analysis.py).
+    """
+    if results is None:
+        results = tagger.tag_many([p.text for p in passages])
     fingerprint = tagger_fingerprint(tagger)
     ids = [p.id for p in passages]
     existing: dict[tuple[int, str], ThemeTag] = {

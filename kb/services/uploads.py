@@ -1,9 +1,10 @@
-"""Documents uploaded through the web or the API: stored safely, ingested, audited.
+"""Documents uploaded through the web or the API: who may upload, safe names, size limits.
 
 Why a service of its own: the API route and the web upload page must behave identically, and the
-dangerous part (a client-chosen file name becoming a path on our disk) belongs in one audited
-place. Why the files are deleted after ingest: the text is in the database by then, and stray
-copies of unpublished reviews in a folder are exactly the leak partnerships fear.
+dangerous part (a client-chosen file name becoming a path on our disk) belongs in one place.
+Uploads are queued as ingest jobs (kb/services/jobs.py, which uses these names and limits); their
+bytes are dropped once ingested, since stray copies of unpublished reviews are exactly the leak
+partnerships fear.
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from kb.config import Settings
-from kb.db import session_scope
-from kb.models import AuditEvent, ReviewStatus, Role, utcnow
+from kb.models import AuditEvent, Role, utcnow
 from kb.services import audit
 from kb.services.access import Principal
-from kb.services.users import partnership_name
 
 MAX_FILES = 20
 CHUNK = 1024 * 1024
@@ -149,116 +147,39 @@ def _copy_limited(stream: BinaryIO, target: Path, max_bytes: int, name: str) -> 
             out.write(chunk)
 
 
-def ingest_upload(
-    engine: Engine,
-    *,
-    principal: Principal,
-    batch: UploadBatch,
-    settings: Settings,
-    partnership: str | None = None,
-    status: ReviewStatus | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """Ingest a stored batch (tagging as ``kb ingest`` does) and report per file.
-
-    A panel member's uploads always belong to their own partnership, so they can see what they
-    uploaded and nobody else's panel can. Results name files by their safe names, never by
-    server paths, and say "already ingested" without the id of a document that may be hidden.
-    """
-    check_uploader(principal)
-    try:
-        _count_against_quota(engine, principal, batch, settings)
-    except UploadQuotaExceeded:
-        batch.cleanup()
-        raise
-    # Imported here: ingest and analysis pull in spaCy and the embedding model, which pages
-    # that never upload should not pay for at start-up.
-    from kb.services.analysis import passage_hook
-    from kb.services.ingest import IngestOptions, ingest_paths
-
-    if principal.role == Role.PANEL:
-        with Session(engine) as session:
-            partnership = partnership_name(session, principal.partnership_id)
-    options = IngestOptions(partnership=partnership or None, status=status, principal=principal)
-    try:
-        report = ingest_paths(
-            engine=engine,
-            paths=[f.path for f in batch.files],
-            options=options,
-            on_passages=passage_hook(settings),
-        )
-    finally:
-        batch.cleanup()
-    by_path = {str(f.path): f for f in batch.files}
-    result: dict[str, list[dict[str, Any]]] = {"ingested": [], "skipped": [], "failed": []}
-    for item in report.ingested:
-        stored = by_path.get(item["path"])
-        result["ingested"].append(
-            {**_names(stored), "document_id": item["document_id"], "reviews": item["reviews"]}
-        )
-    for item in report.skipped:
-        reason = item["reason"]
-        if reason.startswith("already ingested"):
-            reason = "already ingested"
-        result["skipped"].append({**_names(by_path.get(item["path"])), "reason": reason})
-    for item in report.failed:
-        error = item["error"].replace(str(batch.folder), "")
-        result["failed"].append({**_names(by_path.get(item["path"])), "error": error})
-    with session_scope(engine) as session:
-        for item in result["ingested"]:
-            audit.record(
-                session,
-                principal=principal,
-                action="document.upload",
-                object_type="document",
-                object_id=item["document_id"],
-                detail={"reviews": item["reviews"]},
-            )
-    return result
-
-
 QUOTA_WINDOW = timedelta(hours=24)
-
-
-def _count_against_quota(
-    engine: Engine, principal: Principal, batch: UploadBatch, settings: Settings
-) -> None:
-    """Refuse a batch that takes the uploader past KB_MAX_UPLOAD_MB_PER_DAY, else record it.
-
-    Why: one account (or a stolen session) must not fill the disk and the ingest workers for
-    everyone. Every batch received counts, whether or not its files ingest; the record is an
-    audit event (bytes only) in its own transaction, so it holds on every worker and restart.
-    """
-    size = sum(f.path.stat().st_size for f in batch.files)
-    limit = settings.max_upload_mb_per_day * 1_000_000
-    since = utcnow() - QUOTA_WINDOW
-    with session_scope(engine) as session:
-        details = session.exec(
-            select(AuditEvent.detail).where(
-                AuditEvent.action == "document.receive",
-                AuditEvent.username == principal.username,
-                col(AuditEvent.at) >= since,
-            )
-        ).all()
-        used = sum(int(m[1]) for d in details if d and (m := _BYTES.search(d)))
-        if used + size > limit:
-            raise UploadQuotaExceeded(
-                f"upload limit reached: at most {settings.max_upload_mb_per_day} MB per user in "
-                f"24 hours ({used // 1_000_000} MB used)"
-            )
-        audit.record(
-            session,
-            principal=principal,
-            action="document.receive",
-            object_type="upload",
-            object_id=None,
-            detail={"bytes": size, "files": len(batch.files)},
-        )
-
-
 _BYTES = re.compile(r"(?:^| )bytes=(\d+)(?: |$)")
 
 
-def _names(stored: StoredFile | None) -> dict[str, str]:
-    if stored is None:
-        return {"path": "?", "original": "?"}
-    return {"path": stored.name, "original": stored.original}
+def count_against_quota(
+    session: Session, *, principal: Principal, size: int, files: int, settings: Settings
+) -> None:
+    """Refuse an upload that takes the uploader past KB_MAX_UPLOAD_MB_PER_DAY, else record it.
+
+    Why: one account (or a stolen session) must not fill the disk and the ingest workers for
+    everyone. Every batch received counts, whether or not its files ingest; the record is an
+    audit event (bytes only) in the caller's transaction, so it holds on every worker and restart.
+    """
+    limit = settings.max_upload_mb_per_day * 1_000_000
+    since = utcnow() - QUOTA_WINDOW
+    details = session.exec(
+        select(AuditEvent.detail).where(
+            AuditEvent.action == "document.receive",
+            AuditEvent.username == principal.username,
+            col(AuditEvent.at) >= since,
+        )
+    ).all()
+    used = sum(int(m[1]) for d in details if d and (m := _BYTES.search(d)))
+    if used + size > limit:
+        raise UploadQuotaExceeded(
+            f"upload limit reached: at most {settings.max_upload_mb_per_day} MB per user in "
+            f"24 hours ({used // 1_000_000} MB used)"
+        )
+    audit.record(
+        session,
+        principal=principal,
+        action="document.receive",
+        object_type="upload",
+        object_id=None,
+        detail={"bytes": size, "files": files},
+    )

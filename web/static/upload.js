@@ -1,5 +1,6 @@
 // Upload page: send the chosen files to POST /api/documents with the session's CSRF token
-// (X-CSRF-Token header), show progress in the <progress> element and per-file results.
+// (X-CSRF-Token header), show upload progress in the <progress> element, then poll the queued
+// job (202 + Location: /api/jobs/{id}) for per-file progress and results.
 // Served from /static so the Content-Security-Policy can forbid inline scripts. Results are
 // inserted with textContent only: file names come from users and must never become markup.
 "use strict";
@@ -37,6 +38,48 @@
     return span;
   }
 
+  function showProgress(job) {
+    tbody.textContent = "";
+    for (const file of job.files || []) {
+      const waiting = file.state === "pending" || file.state === "running";
+      if (waiting) row(file.original || file.path, file.state, file.state === "running" ? "reading, tagging and embedding…" : "waiting for a worker");
+    }
+    results.hidden = false;
+    const p = job.progress || { done: 0, total: 0 };
+    progress.max = Math.max(1, p.total);
+    progress.value = p.done;
+    status.textContent = (job.state === "queued" ? "Queued" : "Ingesting") + ": " + p.done + " of " + p.total + " files done.";
+  }
+
+  function poll(location) {
+    const xhr = new XMLHttpRequest();
+    xhr.open("GET", location);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.responseType = "json";
+    xhr.addEventListener("load", function () {
+      const job = xhr.response || {};
+      if (xhr.status === 200 && job.state === "done") {
+        progress.value = progress.max;
+        status.textContent = "Done.";
+        show(job);
+      } else if (xhr.status === 200) {
+        showProgress(job);
+        setTimeout(function () { poll(location); }, 1500);
+      } else {
+        const wait = Number(xhr.getResponseHeader("Retry-After") || 0);
+        if (xhr.status === 503 && wait > 0) {
+          setTimeout(function () { poll(location); }, wait * 1000);
+        } else {
+          status.textContent = "Could not read the upload's progress (" + xhr.status + ").";
+        }
+      }
+    });
+    xhr.addEventListener("error", function () {
+      setTimeout(function () { poll(location); }, 3000);
+    });
+    xhr.send();
+  }
+
   function show(report) {
     tbody.textContent = "";
     for (const item of report.ingested || []) {
@@ -65,16 +108,16 @@
       if (e.lengthComputable) progress.value = Math.round((e.loaded / e.total) * 100);
     });
     xhr.upload.addEventListener("load", function () {
-      progress.removeAttribute("value"); // indeterminate while the server reads and tags
-      status.textContent = "Reading and tagging…";
+      progress.removeAttribute("value"); // indeterminate until the job answers
+      status.textContent = "Queued…";
     });
     xhr.addEventListener("load", function () {
       progress.value = 100;
       const body = xhr.response || {};
-      if (xhr.status >= 200 && xhr.status < 300) {
-        status.textContent = "Done.";
-        show(body);
+      if (xhr.status === 202) {
         form.reset();
+        showProgress(body);
+        poll(xhr.getResponseHeader("Location") || "/api/jobs/" + encodeURIComponent(Number(body.id)));
       } else {
         status.textContent = "Upload refused (" + xhr.status + "): " + (body.detail || "error");
       }
