@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from kb.models import AuditEvent
 from kb.services.briefing_export import RESTRICTED_MARKING
 from kb.services.briefings import DEFAULT_HEADINGS
+from tests.test_briefing_export import docx_paragraphs
 from tests.web_support import MARKER, api_csrf, csrf_from
 
 pytest_plugins = ["tests.web_fixtures"]
@@ -34,10 +35,11 @@ def create(client, **body):  # type: ignore[no-untyped-def]
 def docx_text(content: bytes) -> tuple[str, list[str]]:
     """All text (body, headers, footers) and the section headings of a .docx."""
     doc = DocxDocument(io.BytesIO(content))
-    parts = [p.text for p in doc.paragraphs]
+    paragraphs = docx_paragraphs(doc)  # the seven boxes sit in a two-column table
+    parts = [p.text for p in paragraphs]
     for section in doc.sections:
         parts += [p.text for p in (*section.header.paragraphs, *section.footer.paragraphs)]
-    headings = [p.text for p in doc.paragraphs if p.style.name.startswith("Heading 2")]
+    headings = [p.text for p in paragraphs if p.style.name.startswith("Heading 2")]
     return "\n".join(parts), headings
 
 
@@ -315,6 +317,7 @@ def test_build_preview_edit_and_delete_through_the_pages(clients, web_world) -> 
         "text": "Our local figures.",
         "review_id": None,
         "passage_id": None,
+        "role": None,
     }
     assert after["sections"][5]["items"] == saved["sections"][5]["items"][1:]
     assert after["sections"][2]["items"] == saved["sections"][2]["items"]  # citations kept

@@ -199,7 +199,12 @@ def _edited_sections(
                 "number": section["number"],
                 "heading": section["heading"].strip(),
                 "items": [
-                    new_item(" ".join(i["text"].split()), i["review_id"], i["passage_id"])
+                    new_item(
+                        " ".join(i["text"].split()),
+                        i["review_id"],
+                        i["passage_id"],
+                        _role(i),
+                    )
                     for i in section["items"]
                 ],
                 "sources": [{"review_id": k, "label": v} for k, v in sorted(sources.items())],
@@ -255,3 +260,11 @@ def _check_passages(session: Session, sections: list[dict[str, Any]]) -> None:
     for passage_id, review_id in pairs:
         if owners.get(passage_id) != review_id:
             raise InvalidBriefing(f"passage {passage_id} is not part of review {review_id}")
+
+
+def _role(item: Mapping[str, Any]) -> str | None:
+    """An edited item keeps the role of the passage it cites (a short string, else none)."""
+    role = item.get("role")
+    if item.get("passage_id") is None or not isinstance(role, str) or len(role) > 40:
+        return None
+    return role

@@ -196,7 +196,7 @@ def tags_queue_page(
     principal: WebPrincipal,
     limit: Annotated[int, Query(ge=1, le=tags_api.MAX_QUEUE)] = 50,
 ) -> HTMLResponse:
-    """"Tags to check": suggestions ordered by uncertainty, each theme's measured precision."""
+    """ "Tags to check": suggestions ordered by uncertainty, each theme's measured precision."""
     queue = tags_api.queue_data(session, principal, limit=limit)
     labels = theme_labels(request)
     rows = []
