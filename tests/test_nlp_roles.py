@@ -93,3 +93,23 @@ def test_one_decision_per_passage_in_order() -> None:
     decisions = classify_roles(items)
     assert len(decisions) == 2 and decisions[0].role == "front_matter"
     assert classify_roles([]) == []
+
+
+# Shapes real PDF-extracted annual reports take (own writing, not in the training set): a case
+# study typed in capitals, a budget table row, a theme listed as a bare bullet, a newsletter note
+# about another area's review.
+PDF_SHAPED = [
+    ("CASE STUDY  REASON FOR INVOLVEMENT: SCHOOL REPORTED THAT M, AGED 12, HAD ARRIVED WITH A "
+     "BLACK EYE TWICE IN ONE MONTH AND SAID HE WAS AFRAID TO GO HOME.", "case_synopsis"),
+    ("Multi-agency training\t36,750\t33,120", "partnership_business"),
+    ("- Missed opportunities to hear from the children themselves", "finding"),
+    ("Easterby Vale's board has released its review of the death of a girl of sixteen; it "
+     "concluded that her disclosures to three agencies were never put together.", "finding"),
+]  # fmt: skip
+
+
+def test_the_model_reads_pdf_shaped_passages() -> None:
+    items = [RoleInput(text, doc_kind="annual_report", position=0.5) for text, _ in PDF_SHAPED]
+    decisions = classify_roles(items)
+    right = sum(d.role == want for d, (_, want) in zip(decisions, PDF_SHAPED, strict=True))
+    assert right >= 3, [d.role for d in decisions]
