@@ -8,6 +8,7 @@ import pytest
 from docx import Document as DocxDocument
 
 from kb.services.briefings import DEFAULT_HEADINGS
+from tests.test_briefing_export import docx_paragraphs
 from tests.test_web_browser import ARGS, CHROMIUM, live_server  # noqa: F401 - fixture
 from tests.web_support import PASSWORD
 
@@ -49,6 +50,7 @@ def test_build_a_theme_briefing_and_download_the_docx(live_server, tmp_path: Pat
         finally:
             browser.close()
     doc = DocxDocument(str(target))
-    headings = [p.text for p in doc.paragraphs if p.style.name.startswith("Heading 2")]
+    paragraphs = docx_paragraphs(doc)  # the seven boxes sit in a two-column table
+    headings = [p.text for p in paragraphs if p.style.name.startswith("Heading 2")]
     assert headings == [f"{n}. {h}" for n, h in enumerate(DEFAULT_HEADINGS, start=1)]
     assert not [e for e in errors if "Content Security Policy" in e], errors
