@@ -208,9 +208,10 @@ def tags_queue_page(
                 "label": labels.get(tag.theme_id, tag.theme_id),
                 "precision": measured.get("precision"),
                 "decided": measured.get("confirmed", 0) + measured.get("rejected", 0),
+                "can_decide": may_decide(session, principal=principal, review_id=tag.review_id),
             }
         )
-    context = {"rows": rows, "can_decide": principal.role in tags_api.DECIDERS}
+    context = {"rows": rows}
     return render(request, "tags_queue.html", context)
 
 
