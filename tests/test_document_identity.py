@@ -16,7 +16,10 @@ from sqlmodel import Session, col, func, select
 from typer.testing import CliRunner
 
 from kb.cli import app
+from kb.config import get_settings
+from kb.db import get_engine
 from kb.models import AuditEvent, Document, Finding, Passage, Review, ReviewStatus, Role
+from kb.services import jobs
 from kb.services.access import Principal
 from kb.services.ingest import IngestOptions, ingest_paths
 from tests.web_support import MARKER, World, api_csrf
@@ -60,12 +63,16 @@ def _snapshot(engine, world: World) -> dict:
 
 
 def _upload(client, name: str, body: bytes, **data: str):
-    return client.post(
+    """Upload, run the queued job as a worker would, and answer with the finished job."""
+    queued = client.post(
         "/api/documents",
         files=[("files", (name, body, "text/markdown"))],
         data=data,
         headers=api_csrf(client),
     )
+    assert queued.status_code == 202, queued.text
+    assert jobs.run_pending(get_engine(), settings=get_settings()) >= 1
+    return client.get(queued.headers["location"])
 
 
 def test_same_named_upload_from_another_partnership_is_a_new_document(
