@@ -321,6 +321,8 @@ def test_build_preview_edit_and_delete_through_the_pages(clients, web_world) -> 
     }
     assert after["sections"][5]["items"] == saved["sections"][5]["items"][1:]
     assert after["sections"][2]["items"] == saved["sections"][2]["items"]  # citations kept
+    cited = [i for s in after["sections"] for i in s["items"] if i["passage_id"] is not None]
+    assert cited and all(i["role"] for i in cited)  # and the roles of the passages they cite
 
     stale = c.post(f"/briefings/{bid}/edit", data=form)
     assert stale.status_code == 409 and "reload and try again" in stale.text

@@ -79,3 +79,29 @@ def test_phone_filters_fold_and_viewer_sees_no_upload(live_server: str, web_worl
         desk.goto(f"{live_server}/reviews")
         assert desk.locator("select[name=year]").is_visible()  # always shown on wide screens
         assert not desk.locator("details.fold summary").is_visible()
+
+
+def test_precedent_upload_works_again_on_the_page_it_returns(
+    live_server: str, web_world: World, tmp_path  # noqa: F811
+) -> None:
+    """The upload form is sent by a script; the page it gets back replaces the body, and that
+    page's upload form must be sent the same way (not as a plain post the CSRF check refuses)."""
+    short = tmp_path / "short.txt"
+    short.write_text("A baby was hurt.\n")
+    longer = tmp_path / "notification.txt"
+    longer.write_text(
+        "A seven week old baby was taken to hospital with bruising to the face. The mother's "
+        "new partner had moved into the household and was not known to children's services.\n"
+    )
+    with browser_session() as browser:
+        page = log_in(browser.new_context(), live_server, "admin")
+        page.goto(f"{live_server}/precedent")
+        page.set_input_files("#precedent-upload input[type=file]", str(short))
+        page.click("button:has-text('Upload and find precedent')")
+        page.wait_for_selector("p.error")
+        assert "fewer than" in page.locator("p.error").inner_text()
+        page.set_input_files("#precedent-upload input[type=file]", str(longer))
+        page.click("button:has-text('Upload and find precedent')")
+        page.wait_for_selector("section.precedent")
+        assert page.locator("p.error").count() == 0
+        assert "Themes it probably carries" in page.locator("section.precedent").inner_text()

@@ -241,6 +241,7 @@ def edited_sections(
                     "text": text,
                     "review_id": original["review_id"],
                     "passage_id": original["passage_id"],
+                    "role": original.get("role"),  # the cited passage's role stays with it
                 }
             )
     sections = []
