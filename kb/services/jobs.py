@@ -56,6 +56,7 @@ from kb.services.uploads import (
     check_uploader,
     count_against_quota,
     safe_filename,
+    unique_name,
 )
 from kb.services.users import UnknownUser, partnership_name, principal_named
 
@@ -97,7 +98,7 @@ def enqueue_upload(
     contents: list[tuple[str, str, bytes]] = []
     taken: set[str] = set()
     for original, stream in files:
-        name = _unique(safe_filename(original), taken)
+        name = unique_name(safe_filename(original), taken)
         taken.add(name)
         contents.append((name, (original or "")[:300], _read_limited(stream, max_bytes, name)))
     with session_scope(engine) as session:
@@ -141,17 +142,6 @@ def enqueue_upload(
             )
         session.flush()
         return job_view(session, job)
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        return name
-    stem, dot, suffix = name.rpartition(".")
-    stem, suffix = (stem, f".{suffix}") if dot else (name, "")
-    n = 2
-    while f"{stem}-{n}{suffix}" in taken:
-        n += 1
-    return f"{stem}-{n}{suffix}"
 
 
 def _read_limited(stream: BinaryIO, max_bytes: int, name: str) -> bytes:

@@ -112,7 +112,7 @@ def store_uploads(
     max_bytes = settings.max_file_mb * 1_000_000
     try:
         for original, stream in files:
-            name = _unique(safe_filename(original), {f.name for f in batch.files})
+            name = unique_name(safe_filename(original), {f.name for f in batch.files})
             target = folder / name
             if target.resolve().parent != folder:  # belt and braces: never outside the folder
                 raise UploadError("unsafe file name")
@@ -124,7 +124,8 @@ def store_uploads(
     return batch
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``… when a file of the same upload already has it."""
     if name not in taken:
         return name
     stem, dot, suffix = name.rpartition(".")
