@@ -34,6 +34,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from nlp.roles_features import LIST, RoleInput, layout_tokens
+
 ROLES: tuple[str, ...] = (
     "front_matter",
     "partnership_business",
@@ -52,23 +54,6 @@ TRAINING_SET = Path(__file__).parent / "data" / "roles_train.yaml"
 #: Weight of a confirmed (real) example relative to a bundled fictional one: people's
 #: confirmations are about the documents this deployment actually holds.
 CONFIRMED_WEIGHT = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class RoleInput:
-    """One passage and the layout around it.
-
-    ``position`` is the passage's start as a fraction of the document (0 = first line);
-    ``section_kind`` is corpus.segment's guess from the heading; ``doc_kind`` the document's
-    kind (a ReviewType value) when known.
-    """
-
-    text: str
-    section_title: str = ""
-    section_kind: str = "other"
-    kind: str = "paragraph"
-    position: float = 0.5
-    doc_kind: str = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +80,6 @@ _CONTROL = re.compile(
     r"date of publication|foreword\b|official\b|protective marking)",
     re.I,
 )
-_NUMBERED = re.compile(r"^\s*(?:[-–•*▪●]\s*)*(?:\(?\d{1,2}(?:\.\d{1,2})*[.)]?|[a-z][.)])\s+\S")
-_LIST = re.compile(r"^\s*[-–•*▪●]")
 
 
 def layout_role(item: RoleInput) -> RoleDecision | None:
@@ -119,89 +102,6 @@ def layout_role(item: RoleInput) -> RoleDecision | None:
 
 
 # --------------------------------------------------------------------------- features
-
-
-#: Wording cues as pseudo-words: a tense or a mood says more about a passage's role than its
-#: topic (the same theme is a finding in one sentence and an action in the next).
-_CUES: list[tuple[str, re.Pattern[str]]] = [
-    ("__should", re.compile(r"\bshould\b|\bmust\b|\bneeds? to\b|\bought to\b", re.I)),
-    (
-        "__done",
-        re.compile(
-            r"\b(?:has|have|had) (?:been )?(?:\w+ed|developed|set up|begun|made)\b|"
-            r"\b(?:is|are) being \w+ed\b|\bwas (?:launched|introduced|revised|developed|"
-            r"agreed|commissioned|delivered|updated|relaunched)\b|\((?:complete|completed|"
-            r"planned|ongoing|in progress)\)|\bin response\b|\bled to\b|\bas a result\b",
-            re.I,
-        ),
-    ),
-    (
-        "__imperative",
-        re.compile(
-            r"^\W*(?:\d+[.)]\s*)?(?:ensur|improv|develop|strengthen|continu|increas|review|"
-            r"embed|promot|consider|clarif|further|shared and)\w*\b",
-            re.I,
-        ),
-    ),
-    (
-        "__found",
-        re.compile(
-            r"\b(?:found|identified|highlighted|showed|shows|evidenced|revealed|recurr\w*|"
-            r"themes?|lack of|not (?:always |consistently )?(?:\w+ed|shared|seen|heard|"
-            r"recognised|considered))\b",
-            re.I,
-        ),
-    ),
-    (
-        "__praise",
-        re.compile(
-            r"\b(?:good|excellent|positive|strength\w*|well|praised|commended|effective|"
-            r"thank\w*|persistent|trusting|timely)\b",
-            re.I,
-        ),
-    ),
-    ("__child", re.compile(r"\b(?:child|baby|infant|young person|girl|boy)\b", re.I)),
-    ("__we", re.compile(r"\b(?:we|our|us)\b", re.I)),
-    (
-        "__governance",
-        re.compile(
-            r"\b(?:subgroup|sub-group|board|executive|budget|meeting|met|chair\w*|terms of "
-            r"reference|membership|statutory|attendance|governance|business plan)\b",
-            re.I,
-        ),
-    ),
-]
-
-
-def layout_tokens(item: RoleInput) -> str:
-    """Layout as pseudo-words the text model can weigh like any other word."""
-    text = item.text.strip()
-    words = len(text.split())
-    tokens = [f"__sec_{item.section_kind}", f"__kind_{item.kind}", f"__doc_{item.doc_kind}"]
-    tokens.append(
-        "__pos_early"
-        if item.position < 0.08
-        else "__pos_late"
-        if item.position > 0.85
-        else "__pos_mid"
-    )
-    if _LIST.match(text):
-        tokens.append("__list")
-    if _NUMBERED.match(text):
-        tokens.append("__numbered")
-    tokens.append("__short" if words <= 8 else "__long" if words > 60 else "__medium")
-    if "\t" in text:
-        tokens.append("__tabs")
-    letters = [c for c in text if c.isalpha()]
-    if letters and sum(c.isupper() for c in letters) / len(letters) > 0.7:
-        tokens.append("__caps")
-    if re.search(r"\b\d{1,2}[- ](?:week|month|year|day)s?[- ]old\b|\baged? \d", text, re.I):
-        tokens.append("__age")
-    tokens.extend(name for name, pattern in _CUES if pattern.search(text))
-    if re.search(r"£|\d+%|\b\d{2,}\b", text):
-        tokens.append("__figures")
-    heading = " ".join(f"__h_{w}" for w in re.findall(r"[a-z]{4,}", item.section_title.lower())[:6])
-    return " ".join(tokens) + (" " + heading if heading else "")
 
 
 #: Weight of the layout block against the word and character blocks (each row-normalised).
@@ -266,17 +166,27 @@ class RoleModel:
             self._model.fit(self._features(items), list(labels), sample_weight=weights)
         return self
 
-    def predict(self, items: Sequence[RoleInput]) -> list[tuple[str, float]]:
-        """(role, probability) for each item."""
+    @property
+    def classes(self) -> list[str]:
+        """The roles in the column order of ``predict_proba``."""
+        if self._model is None:
+            raise RuntimeError("the role model has not been fitted")
+        return [str(c) for c in self._model.classes_]
+
+    def predict_proba(self, items: Sequence[RoleInput]) -> np.ndarray:
+        """Probability of each role (columns in ``classes`` order) for each item."""
         if self._model is None:
             raise RuntimeError("the role model has not been fitted")
         if not items:
-            return []
+            return np.zeros((0, len(self._model.classes_)))
         with threadpool_limits(1):
-            probs = self._model.predict_proba(self._features(items))
-        best = np.argmax(probs, axis=1)
-        classes = list(self._model.classes_)
-        return [(str(classes[b]), float(probs[row, b])) for row, b in enumerate(best)]
+            return self._model.predict_proba(self._features(items))
+
+    def predict(self, items: Sequence[RoleInput]) -> list[tuple[str, float]]:
+        """(role, probability) for each item, read one by one (no list smoothing)."""
+        probs = self.predict_proba(items)
+        classes = self.classes
+        return [(classes[int(b)], float(probs[r, b])) for r, b in enumerate(probs.argmax(1))]
 
 
 def load_training_set(path: Path = TRAINING_SET) -> tuple[list[RoleInput], list[str]]:
@@ -294,9 +204,11 @@ def load_training_set(path: Path = TRAINING_SET) -> tuple[list[RoleInput], list[
                     text=str(text),
                     section_title=str(group.get("section") or ""),
                     section_kind=str(group.get("section_kind") or _section_kind(group)),
-                    kind="list_item" if _LIST.match(str(text)) else "paragraph",
+                    kind="list_item" if LIST.match(str(text)) else "paragraph",
                     position=float(group.get("pos", 0.5)),
                     doc_kind=str(group.get("doc") or "other"),
+                    lead=str(group.get("lead") or ""),
+                    run=number if group.get("lead") else -1,
                 )
             )
             labels.append(role)
@@ -337,14 +249,46 @@ def default_model() -> RoleModel:
     return train()
 
 
+#: How much a list item's probabilities move towards the mean of its list (0 = not at all):
+#: items introduced by one lead-in mostly share a role, but a list may mix, so only halfway.
+LIST_SMOOTHING = 0.5
+
+
+def smooth_lists(items: Sequence[RoleInput], probs: np.ndarray) -> np.ndarray:
+    """Blend each list item's probabilities with its list's mean (items sharing ``run``).
+
+    Why: the model reads one passage at a time, and a short item ("- Neglect") says little by
+    itself; its neighbours under the same lead-in say what the list is. Items without a run,
+    and paragraphs, are left as they are.
+    """
+    groups: dict[tuple[int, str, str], list[int]] = {}
+    for index, item in enumerate(items):
+        if item.run >= 0 and item.kind in ("list_item", "table_row"):
+            groups.setdefault((item.run, item.lead, item.doc_kind), []).append(index)
+    out = probs.copy()
+    for members in groups.values():
+        if len(members) > 1:
+            mean = probs[members].mean(axis=0)
+            out[members] = (1 - LIST_SMOOTHING) * probs[members] + LIST_SMOOTHING * mean
+    return out
+
+
 def classify_roles(
     items: Sequence[RoleInput], model: RoleModel | None = None
 ) -> list[RoleDecision]:
-    """A role for every passage: layout rules first, the learned model for the rest."""
+    """A role for every passage: layout rules first, the learned model for the rest.
+
+    Pass a document's passages together and in order: items of one list are read together
+    (``smooth_lists``).
+    """
     decisions: list[RoleDecision | None] = [layout_role(item) for item in items]
     todo = [i for i, d in enumerate(decisions) if d is None]
     if todo:
-        predicted = (model or default_model()).predict([items[i] for i in todo])
-        for index, (role, prob) in zip(todo, predicted, strict=True):
-            decisions[index] = RoleDecision(role, round(prob, 3), "model")
+        model = model or default_model()
+        rows = [items[i] for i in todo]
+        probs = smooth_lists(rows, model.predict_proba(rows))
+        classes = model.classes
+        for index, row in zip(todo, probs, strict=True):
+            best = int(np.argmax(row))
+            decisions[index] = RoleDecision(classes[best], round(float(row[best]), 3), "model")
     return [d for d in decisions if d is not None]
