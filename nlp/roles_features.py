@@ -100,7 +100,7 @@ CUES: list[tuple[str, re.Pattern[str]]] = [
             r"made|written|run|undertaken)\b|"
             r"\b(?:is|are) being \w+ed\b|\bwas (?:launched|introduced|revised|developed|"
             r"agreed|commissioned|delivered|updated|relaunched)\b|\((?:complete|completed|"
-            r"planned|ongoing|in progress)\)|\bin response\b|\bled to\b|\bas a result\b",
+            r"planned|ongoing|in progress|done|achieved)\b|\bin response\b|\bled to\b|\bas a result\b",
             re.I,
         ),
     ),
@@ -231,6 +231,14 @@ def layout_tokens(item: RoleInput) -> str:
     tokens.append("__short" if words <= 8 else "__long" if words > 60 else "__medium")
     if "\t" in text:
         tokens.append("__tabs")
+    if (
+        words <= 7
+        and "\n" not in text
+        and not LIST.match(text)
+        and "\t" not in text
+        and text[-1:] not in ".;,"
+    ):
+        tokens.append("__title_line")  # a heading, slide title or running header on its own
     letters = [c for c in text if c.isalpha()]
     if letters and sum(c.isupper() for c in letters) / len(letters) > 0.7:
         tokens.append("__caps")
