@@ -273,8 +273,29 @@ def smooth_lists(items: Sequence[RoleInput], probs: np.ndarray) -> np.ndarray:
     return out
 
 
+#: An unquotable role (front matter, partnership business) must beat the runner-up by this much
+#: probability, else the runner-up is chosen: when the model cannot tell a budget note from an
+#: action, calling it an action costs less than hiding it, and calling a finding "business"
+#: is the error the precision goal is about. Measured in benchmarks/real_documents.py.
+UNQUOTABLE_MARGIN = 0.05
+
+
+def decide(row: np.ndarray, classes: Sequence[str], margin: float = UNQUOTABLE_MARGIN) -> int:
+    """Index of the chosen role in ``row`` (probabilities in ``classes`` order).
+
+    The margin is measured against the best quotable role, which wins when the top
+    (unquotable) role does not clear it.
+    """
+    first = int(np.argmax(row))
+    if classes[first] not in UNQUOTABLE_ROLES:
+        return first
+    quotable = [i for i, role in enumerate(classes) if role not in UNQUOTABLE_ROLES]
+    runner = max(quotable, key=lambda i: row[i])
+    return runner if row[first] - row[runner] < margin else first
+
+
 def classify_roles(
-    items: Sequence[RoleInput], model: RoleModel | None = None
+    items: Sequence[RoleInput], model: RoleModel | None = None, margin: float = UNQUOTABLE_MARGIN
 ) -> list[RoleDecision]:
     """A role for every passage: layout rules first, the learned model for the rest.
 
@@ -289,6 +310,6 @@ def classify_roles(
         probs = smooth_lists(rows, model.predict_proba(rows))
         classes = model.classes
         for index, row in zip(todo, probs, strict=True):
-            best = int(np.argmax(row))
+            best = decide(row, classes, margin)
             decisions[index] = RoleDecision(classes[best], round(float(row[best]), 3), "model")
     return [d for d in decisions if d is not None]
