@@ -100,7 +100,8 @@ CUES: list[tuple[str, re.Pattern[str]]] = [
             r"made|written|run|undertaken)\b|"
             r"\b(?:is|are) being \w+ed\b|\bwas (?:launched|introduced|revised|developed|"
             r"agreed|commissioned|delivered|updated|relaunched)\b|\((?:complete|completed|"
-            r"planned|ongoing|in progress|done|achieved)\b|\bin response\b|\bled to\b|\bas a result\b",
+            r"planned|ongoing|in progress|done|achieved)\b|\bin response\b|\bled to\b|"
+            r"\bas a result\b",
             re.I,
         ),
     ),
@@ -115,8 +116,11 @@ CUES: list[tuple[str, re.Pattern[str]]] = [
     ),
     (
         "__start_past",
-        re.compile(r"^\W*(?:\d+[.)]\s*)?[A-Z][a-z]+ed\b(?! by)|^\W*(?:\d+[.)]\s*)?(?:Rolled|"
-                   r"Set|Ran|Held|Wrote|Built|Began|Made) ", re.M),
+        re.compile(
+            r"^\W*(?:\d+[.)]\s*)?[A-Z][a-z]+ed\b(?! by)|^\W*(?:\d+[.)]\s*)?(?:Rolled|"
+            r"Set|Ran|Held|Wrote|Built|Began|Made) ",
+            re.M,
+        ),
     ),
     (
         "__start_nominal",
@@ -130,8 +134,11 @@ CUES: list[tuple[str, re.Pattern[str]]] = [
     ("__start_ing", re.compile(r"^\W*(?:\d+[.)]\s*)?[A-Za-z]+ing\b")),
     (
         "__will",
-        re.compile(r"\bwe will\b|\bwill (?:be|continue|ensure|develop)\b|\bplan(?:s|ned)? to\b|"
-                   r"\bto be (?:rolled|delivered|launched|introduced|completed)\b", re.I),
+        re.compile(
+            r"\bwe will\b|\bwill (?:be|continue|ensure|develop)\b|\bplan(?:s|ned)? to\b|"
+            r"\bto be (?:rolled|delivered|launched|introduced|completed)\b",
+            re.I,
+        ),
     ),
     (
         "__imperative",
@@ -171,8 +178,11 @@ CUES: list[tuple[str, re.Pattern[str]]] = [
     ),
     (
         "__training",
-        re.compile(r"\b(?:training|course|courses|workshops?|delegates|attendees|places|"
-                   r"e-learning|evaluations?|learning gain)\b", re.I),
+        re.compile(
+            r"\b(?:training|course|courses|workshops?|delegates|attendees|places|"
+            r"e-learning|evaluations?|learning gain)\b",
+            re.I,
+        ),
     ),
     ("__fraction", re.compile(r"\b\d{1,3}\s*(?:/|out of)\s*\d{1,3}\b|\bin \d+ of (?:the )?\d+\b")),
     (
@@ -187,27 +197,41 @@ CUES: list[tuple[str, re.Pattern[str]]] = [
 LEAD_CUES: list[tuple[str, re.Pattern[str]]] = [
     (
         "__lead_finding",
-        re.compile(r"\bfindings?\b|\blearning\b|\blessons?\b|\bthemes?\b|\bidentified as\b|"
-                   r"\bkey issues\b|\bfound\b|\bshowed\b|\bhighlighted\b|\bmessages\b", re.I),
+        re.compile(
+            r"\bfindings?\b|\blearning\b|\blessons?\b|\bthemes?\b|\bidentified as\b|"
+            r"\bkey issues\b|\bfound\b|\bshowed\b|\bhighlighted\b|\bmessages\b",
+            re.I,
+        ),
     ),
     (
         "__lead_rec",
-        re.compile(r"recommend|\bareas? (?:for|of|requiring|needing) (?:further )?"
-                   r"(?:development|improvement)|\bimprovements?\b|\bnext steps\b|\bpriorit|"
-                   r"\bshould\b|\bneeds? to\b", re.I),
+        re.compile(
+            r"recommend|\bareas? (?:for|of|requiring|needing) (?:further )?"
+            r"(?:development|improvement)|\bimprovements?\b|\bnext steps\b|\bpriorit|"
+            r"\bshould\b|\bneeds? to\b",
+            re.I,
+        ),
     ),
     (
         "__lead_action",
-        re.compile(r"\bactions?\b|\bwhat we (?:did|have done)\b|\bin response\b|\bprogress\b|"
-                   r"\bexamples? of\b|\bwe have\b|\bas a result\b|\bimpact\b", re.I),
+        re.compile(
+            r"\bactions?\b|\bwhat we (?:did|have done)\b|\bin response\b|\bprogress\b|"
+            r"\bexamples? of\b|\bwe have\b|\bas a result\b|\bimpact\b",
+            re.I,
+        ),
     ),
-    ("__lead_gp", re.compile(r"good practice|\bstrengths?\b|went well|\bpositive\b|\bpraised\b",
-                             re.I)),
+    (
+        "__lead_gp",
+        re.compile(r"good practice|\bstrengths?\b|went well|\bpositive\b|\bpraised\b", re.I),
+    ),
     (
         "__lead_business",
-        re.compile(r"\bfollowing (?:topics|themes|areas|subjects)\b|\baudits? (?:on|of)\b|"
-                   r"\btraining\b|\bcourses?\b|\bmembers?\b|\bbudget\b|\bsub-?groups?\b|"
-                   r"\bmeetings?\b|\bcriteria\b|\bdates?\b", re.I),
+        re.compile(
+            r"\bfollowing (?:topics|themes|areas|subjects)\b|\baudits? (?:on|of)\b|"
+            r"\btraining\b|\bcourses?\b|\bmembers?\b|\bbudget\b|\bsub-?groups?\b|"
+            r"\bmeetings?\b|\bcriteria\b|\bdates?\b",
+            re.I,
+        ),
     ),
 ]
 

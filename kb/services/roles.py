@@ -23,6 +23,7 @@ from kb.services.findings import extract_findings
 from kb.services.reviews import NotFound, get_review
 from kb.services.tracker import edit_refusal
 from nlp.roles import RoleInput, RoleModel, classify_roles, default_model, train
+from nlp.roles_features import Unit, lead_of
 
 PERSON = "person"
 #: Fewer confirmations than this and the bundled model is used as it is: a handful of examples
@@ -33,7 +34,9 @@ _model_lock = Lock()
 _model_cache: dict[str, RoleModel] = {}
 
 
-def _input_of(passage: Passage, doc_kind: str, length: int) -> RoleInput:
+def _input_of(
+    passage: Passage, doc_kind: str, length: int, lead: tuple[str, int] = ("", -1)
+) -> RoleInput:
     return RoleInput(
         text=passage.text,
         section_title=passage.section_title,
@@ -41,7 +44,39 @@ def _input_of(passage: Passage, doc_kind: str, length: int) -> RoleInput:
         kind=passage.kind,
         position=passage.start / max(1, length),
         doc_kind=doc_kind,
+        lead=lead[0],
+        run=lead[1],
     )
+
+
+def _leads(session: Session, passages: Sequence[Passage]) -> dict[int, tuple[str, int]]:
+    """Lead-in of each stored passage, rebuilt from its document's other passages.
+
+    Why: a confirmed role trains the model with the same context it has at ingest; the lead-in
+    is not stored, but the passages before it (and the section titles between them) are.
+    """
+    out: dict[int, tuple[str, int]] = {}
+    for document_id in {p.document_id for p in passages}:
+        rows = session.exec(
+            select(Passage.id, Passage.start, Passage.text, Passage.kind, Passage.section_title)
+            .where(Passage.document_id == document_id)
+            .order_by(col(Passage.start))
+        ).all()
+        units: list[Unit] = []
+        positions: dict[int, int] = {}
+        title = None
+        for pid, start, text, kind, section_title in rows:
+            if section_title != title:
+                title = section_title
+                if section_title:
+                    units.append(Unit(start, section_title, "heading"))
+            positions[pid] = len(units)
+            units.append(Unit(start, text, kind))
+        for passage in passages:
+            if passage.document_id == document_id and passage.id in positions:
+                before = reversed(units[: positions[passage.id]])
+                out[passage.id] = lead_of(passage.kind, before)
+    return out
 
 
 def current_model(session: Session) -> RoleModel:
@@ -74,9 +109,13 @@ def _confirmed_examples(session: Session) -> list[tuple[RoleInput, str]]:
         .join(Document, col(Document.id) == Passage.document_id)
         .where(Passage.role_source == PERSON)
     ).all()
+    leads = _leads(session, [p for p, *_ in rows])
     # The document's kind is its top review's type (a case summary's parent is the report).
     return [
-        (_input_of(p, _kind_value(top or kind), length or 1), p.role)
+        (
+            _input_of(p, _kind_value(top or kind), length or 1, leads.get(p.id or -1, ("", -1))),
+            p.role,
+        )
         for p, kind, top, length in rows
     ]
 
