@@ -34,7 +34,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from nlp.roles_features import LIST, RoleInput, layout_tokens
+from nlp.roles_features import LIST, RoleInput, layout_tokens, lead_tokens
 
 ROLES: tuple[str, ...] = (
     "front_matter",
@@ -107,6 +107,8 @@ def layout_role(item: RoleInput) -> RoleDecision | None:
 #: Weight of the layout block against the word and character blocks (each row-normalised).
 LAYOUT_WEIGHT = 0.3
 CHAR_WEIGHT = 0.6
+#: Weight of the lead-in block (nlp.roles_features.lead_tokens).
+LEAD_WEIGHT = 0.3
 
 
 # --------------------------------------------------------------------------- model
@@ -120,19 +122,21 @@ class RoleModel:
         self._word: TfidfVectorizer | None = None
         self._char: TfidfVectorizer | None = None
         self._layout: TfidfVectorizer | None = None
+        self._lead: TfidfVectorizer | None = None
         self._model: LogisticRegression | None = None
 
     def _features(self, items: Sequence[RoleInput]) -> sparse.csr_matrix:
         """Word, character and layout blocks. Layout tokens get their own block without idf:
         inside the word block a cue present in most passages ("__sec_other") would be weighed
         down to nothing by idf, though its absence is what matters."""
-        assert self._word is not None and self._char is not None and self._layout is not None
+        assert self._word and self._char and self._layout and self._lead
         texts = [i.text for i in items]
         return sparse.hstack(
             [
                 self._word.transform(texts),
                 CHAR_WEIGHT * self._char.transform(texts),
                 LAYOUT_WEIGHT * self._layout.transform([layout_tokens(i) for i in items]),
+                LEAD_WEIGHT * self._lead.transform([lead_tokens(i) for i in items]),
             ],
             format="csr",
         )
@@ -159,6 +163,9 @@ class RoleModel:
         self._layout = TfidfVectorizer(
             use_idf=False, binary=True, token_pattern=r"\S+", lowercase=False
         ).fit([layout_tokens(i) for i in items])
+        self._lead = TfidfVectorizer(
+            use_idf=False, binary=True, token_pattern=r"\S+", lowercase=False
+        ).fit([lead_tokens(i) for i in items])
         self._model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000)
         # One BLAS thread: the problem is tiny, and a thread pool per core fighting other
         # processes (ingest workers, the web server) made a one-second fit take ten.

@@ -272,8 +272,14 @@ def layout_tokens(item: RoleInput) -> str:
     if re.search(r"£|\d+%|\b\d{2,}\b", text):
         tokens.append("__figures")
     tokens.extend(f"__h_{w}" for w in re.findall(r"[a-z]{4,}", item.section_title.lower())[:6])
-    if item.lead:
-        tokens.append("__lead")
-        tokens.extend(name for name, pattern in LEAD_CUES if pattern.search(item.lead))
-        tokens.extend(f"__l_{w}" for w in re.findall(r"[a-z]{4,}", item.lead.lower())[-10:])
+    return " ".join(tokens)
+
+
+def lead_tokens(item: RoleInput) -> str:
+    """The lead-in as pseudo-words: its cues and its last words ("" when there is none)."""
+    if not item.lead:
+        return "__nolead"
+    tokens = ["__lead"]
+    tokens.extend(name for name, pattern in LEAD_CUES if pattern.search(item.lead))
+    tokens.extend(f"__l_{w}" for w in re.findall(r"[a-z]{4,}", item.lead.lower())[-10:])
     return " ".join(tokens)
