@@ -263,3 +263,35 @@ def test_confirmed_roles_retrain_the_model(engine: Engine, tmp_path: Path) -> No
         retrained = current_model(session)
         assert retrained is not default_model()
         assert current_model(session) is retrained  # cached until the confirmations change
+
+
+LEAD_IN = """# Fernhill Safeguarding Children Partnership Annual Report 2022-23
+
+## Learning from audits
+
+The partnership audited thirty cases of neglect this year. Areas for further development are:
+
+- Recording what children say about their daily lives in every assessment.
+- Inviting fathers to every core group meeting.
+- Checking that plans still fit when a family moves house.
+"""
+
+
+def test_confirmed_roles_train_with_their_lead_in(engine: Engine, tmp_path: Path) -> None:
+    # The lead-in is not stored; it is rebuilt from the document's passages so that a
+    # confirmed list item trains the model with the context it had at ingest.
+    from kb.services.roles import _confirmed_examples
+
+    path = tmp_path / "fernhill_annual_report_2022_23.md"
+    path.write_text(LEAD_IN, encoding="utf-8")
+    _ingest(engine, [path])
+    with Session(engine) as session:
+        items = session.exec(select(Passage).where(Passage.kind == "list_item")).all()
+        assert len(items) == 3
+        for passage in items[:2]:
+            set_passage_role(session, principal=ADMIN, passage_id=passage.id, role="recommendation")
+        examples = _confirmed_examples(session)
+    assert len(examples) == 2
+    assert {item.lead for item, _ in examples} == {"Areas for further development are:"}
+    assert {role for _, role in examples} == {"recommendation"}
+    assert len({item.run for item, _ in examples}) == 1
