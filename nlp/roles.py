@@ -51,9 +51,13 @@ UNQUOTABLE_ROLES: frozenset[str] = frozenset({"front_matter", "partnership_busin
 
 TRAINING_SET = Path(__file__).parent / "data" / "roles_train.yaml"
 
-#: Weight of a confirmed (real) example relative to a bundled fictional one: people's
-#: confirmations are about the documents this deployment actually holds.
-CONFIRMED_WEIGHT = 2.0
+#: Weight of a confirmed (real) example relative to a bundled fictional one. Chosen by nested
+#: cross-validation on the seed gold (benchmarks/real_documents.py --nested: the inner folds
+#: picked 0.25 over 1 and 2 in nine of ten outer folds): one real document's passages carry
+#: its own layout and wording, which transfer to other documents less well than the varied
+#: fictional set, so they refine the model rather than outvote it. The person's role itself
+#: is stored and never overwritten, whatever this weight.
+CONFIRMED_WEIGHT = 0.25
 
 
 @dataclass(frozen=True, slots=True)
