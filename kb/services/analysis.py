@@ -14,14 +14,16 @@ or by ``kb retag``) is analysed in place, so the result never depends on the pre
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from kb.config import Settings
 from kb.models import Passage
-from kb.services.embedding import embed_passages, embedder_for
+from kb.services.embedding import embed_passages, embedder_for, stored_vectors
 from kb.services.tagging import get_tagger, tag_passages
 from nlp.embeddings import Embedder
 from nlp.tagger import Tagger
@@ -36,13 +38,37 @@ class PassageAnalysis:
         self._prepared: dict[str, tuple[list[Any], np.ndarray | None]] = {}
         self._lock = threading.Lock()
 
-    def prepare(self, texts: list[str]) -> None:
-        """Tag and embed ``texts`` now (no database involved); replaces earlier preparations."""
+    def prepare(
+        self,
+        texts: list[str],
+        *,
+        engine: Engine | None = None,
+        source_name: str | None = None,
+    ) -> None:
+        """Tag and embed ``texts`` now (no write; replaces earlier preparations).
+
+        Each distinct text is analysed once. With ``engine`` and ``source_name``, passages
+        whose exact text the current version of that document already has a vector for (same
+        model id) keep it instead of being embedded again. Embedding runs on a background
+        thread while this one tags: onnxruntime releases the GIL, so the two overlap.
+        """
         unique = list(dict.fromkeys(texts))
-        tags = self.tagger.tag_many(unique) if unique else []
-        vectors = self.embedder.encode(unique) if self.embedder is not None and unique else None
+        known: dict[str, np.ndarray] = {}
+        if self.embedder is not None and engine is not None and source_name and unique:
+            with Session(engine) as session:
+                known = stored_vectors(
+                    session, unique, source_name=source_name, model_id=self.embedder.model_id
+                )
+        missing = [text for text in unique if text not in known]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-embed") as background:
+            embedding: Future[np.ndarray] | None = None
+            if self.embedder is not None and missing:
+                embedding = background.submit(self.embedder.encode, missing)
+            tags = self.tagger.tag_many(unique) if unique else []
+            if embedding is not None:
+                known.update(zip(missing, embedding.result(), strict=True))
         prepared = {
-            text: (tags[i], None if vectors is None else vectors[i])
+            text: (tags[i], known.get(text) if self.embedder is not None else None)
             for i, text in enumerate(unique)
         }
         with self._lock:

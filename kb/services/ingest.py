@@ -242,7 +242,8 @@ def _prepare(
 ) -> list[Section]:
     """Everything slow that needs no database, before the write transaction opens: segment
     the text and let the hook run its models on the passages (``prepare``, when it has one:
-    kb/services/analysis.py). Bytes already stored are not analysed again."""
+    kb/services/analysis.py; it may read the version this file replaces to reuse its vectors).
+    Bytes already stored are not analysed again."""
     sections = segment(doc)
     prepare = getattr(on_passages, "prepare", None)
     if prepare is None:
@@ -250,7 +251,8 @@ def _prepare(
     with Session(engine) as session:
         if session.exec(select(Document.id).where(Document.sha256 == doc.sha256)).first():
             return sections
-    prepare([span.text for section in sections for span in section.passages])
+    texts = [span.text for section in sections for span in section.passages]
+    prepare(texts, engine=engine, source_name=doc.path.name)
     return sections
 
 
