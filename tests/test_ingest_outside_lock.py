@@ -89,7 +89,7 @@ def test_the_hook_alone_still_analyses_in_place(engine, tmp_path: Path) -> None:
     tmp_path.mkdir()
     (tmp_path / "child-n.md").write_text(DOC)
     hook = passage_hook(get_settings(), embed=False)
-    hook.prepare = None  # type: ignore[assignment,method-assign]
+    hook.begin = None  # type: ignore[assignment,method-assign]
     report = ingest_paths(
         engine=engine, paths=[tmp_path], options=IngestOptions(), on_passages=hook
     )
@@ -107,7 +107,7 @@ def test_already_ingested_bytes_are_not_analysed_again(
     hook = passage_hook(get_settings(), embed=False)
     ingest_paths(engine=engine, paths=[tmp_path], options=IngestOptions(), on_passages=hook)
     prepared: list[int] = []
-    monkeypatch.setattr(hook, "prepare", lambda texts, **_: prepared.append(len(texts)))
+    monkeypatch.setattr(hook, "begin", lambda texts, **_: prepared.append(len(texts)))
     report = ingest_paths(
         engine=engine, paths=[tmp_path], options=IngestOptions(), on_passages=hook
     )
@@ -214,3 +214,41 @@ def test_vectors_of_another_model_are_not_reused(
         current = {p.text for p in session.exec(select(Passage)).all()}
     # Every passage of the new version was embedded again, by the current model.
     assert len(asked) == 1 and set(asked[0]) == current and texts == current
+
+
+def test_the_next_file_is_analysed_while_this_one_is_embedded(
+    engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kb ingest runs one document ahead: b is read and tagged before a's write, each document
+    still gets its own analysis in its own transaction, and a broken file fails alone."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text(DOC)
+    (docs / "b.md").write_text(DOC.replace("Child N", "Child P") + "\nOne more finding.\n")
+    (docs / "c.pdf").write_bytes(b"%PDF-1.4 this is not really a PDF")
+    hook = passage_hook(get_settings(), embed=True)
+    events: list[str] = []
+    real_begin, real_use = hook.begin, hook.use
+
+    def begin(texts, **kwargs):  # type: ignore[no-untyped-def]
+        events.append(f"begin {len(texts)}")
+        return real_begin(texts, **kwargs)
+
+    def use(preparation):  # type: ignore[no-untyped-def]
+        events.append(f"use {len(preparation.tags)}")
+        return real_use(preparation)
+
+    monkeypatch.setattr(hook, "begin", begin)
+    monkeypatch.setattr(hook, "use", use)
+    report = ingest_paths(engine=engine, paths=[docs], options=IngestOptions(), on_passages=hook)
+    assert [Path(i["path"]).name for i in report.ingested] == ["a.md", "b.md"]
+    assert [Path(i["path"]).name for i in report.failed] == ["c.pdf"]
+    a, b = (int(e.split()[1]) for e in events if e.startswith("begin"))
+    # b.md is analysed before a.md is handed to its write.
+    assert events == [f"begin {a}", f"begin {b}", f"use {a}", f"use {b}"]
+    with Session(engine) as session:
+        passages = session.exec(select(Passage)).all()
+    assert len(passages) == a + b
+    for passage in passages:
+        stored = np.frombuffer(passage.embedding, dtype=np.float32)  # type: ignore[arg-type]
+        np.testing.assert_allclose(stored, hook.embedder.encode([passage.text])[0], atol=1e-5)  # type: ignore[union-attr]
