@@ -14,7 +14,8 @@ background thread; "embedder busy" is the time spent embedding, partly hidden th
 ``--repeat N`` alternates the pipelines N times, so load from other processes on a shared
 machine falls on each of them.
 
-    .venv/bin/python benchmarks/ingest.py --sizes 100 1000 [--tag] [--embed] [--repeat N]
+    .venv/bin/python benchmarks/ingest.py --sizes 100 1000 [--tag] [--embed [--no-torch]]
+        [--repeat N]
 """
 
 from __future__ import annotations
@@ -211,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also time tagging + embeddings (torch and onnx-int8); ratio to tagging alone",
     )
     parser.add_argument(
+        "--no-torch", action="store_true", help="with --embed, skip the torch embeddings run"
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="run the pipelines this many times, alternating"
     )
     args = parser.parse_args(argv)
@@ -230,11 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             runs = [("ingest (no models)", False, False, "auto")]
             if args.tag or args.embed:
                 runs.append(("ingest + tagging", True, False, "auto"))
+            if args.embed and not args.no_torch:
+                runs.append(("+ embeddings torch", True, True, "torch"))
             if args.embed:
-                runs += [
-                    ("+ embeddings torch", True, True, "torch"),
-                    ("+ embeddings int8", True, True, "onnx-int8"),
-                ]
+                runs.append(("+ embeddings int8", True, True, "onnx-int8"))
             for round_ in range(1, args.repeat + 1):
                 if args.repeat > 1:
                     print(f"-- round {round_}, load average {Path('/proc/loadavg').read_text()}")
