@@ -18,6 +18,7 @@ to its own short write.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,9 +35,21 @@ from kb.services.tagging import get_tagger, tag_passages
 from nlp.embeddings import Embedder
 from nlp.tagger import Tagger
 
-# Embedding runs here, one document after another, while the caller's thread tags the same
-# document or reads and tags the next (onnxruntime releases the GIL, so the two overlap).
-_EMBEDDING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-embed")
+_EMBEDDING: tuple[int, ThreadPoolExecutor] | None = None
+_EMBEDDING_LOCK = threading.Lock()
+
+
+def _embedding_thread() -> ThreadPoolExecutor:
+    """The process's embedding thread: documents are embedded there one after another while
+    the caller's thread tags the same document or reads and tags the next (onnxruntime
+    releases the GIL, so the two overlap). Made per process id: a forked server worker gets
+    its own rather than the parent's, whose thread did not survive the fork."""
+    global _EMBEDDING
+    with _EMBEDDING_LOCK:
+        if _EMBEDDING is None or _EMBEDDING[0] != os.getpid():
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-embed")
+            _EMBEDDING = (os.getpid(), pool)
+        return _EMBEDDING[1]
 
 
 @dataclass(slots=True)
@@ -78,7 +91,7 @@ class PassageAnalysis:
                     known = stored_vectors(
                         session, unique, source_name=source_name, model_id=self.embedder.model_id
                     )
-            vectors = _EMBEDDING.submit(_embed_missing, self.embedder, unique, known)
+            vectors = _embedding_thread().submit(_embed_missing, self.embedder, unique, known)
         tags = self.tagger.tag_many(unique) if unique else []
         return Preparation(dict(zip(unique, tags, strict=True)), vectors)
 
