@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     old = old_path(cores)
     onnx = Embedder(backend="onnx-int8", threads=args.threads)
     rows: list[tuple[str, Callable[[list[str]], np.ndarray]]] = [
-        ("old 35ea0a3 (torch, all cores)", old),
+        (f"old 35ea0a3 (torch, {cores} thr.)", old),
     ]
     if not args.no_one_thread:
         rows.append(("old, torch 1 thread (ref.)", old_path(1)))

@@ -7,7 +7,9 @@ Loading is lazy because importing torch and reading 90 MB of weights costs secon
 processes (CLI commands, web workers that only read the DB) never embed anything.
 
 Two backends compute the same embedding: ``onnx-int8`` (nlp/onnx_backend.py: the bundled
-weights exported once to a cached, dynamically int8-quantised ONNX file, about 3x faster) and
+weights exported once to a cached, dynamically int8-quantised ONNX file; about 2.5x the
+passages per CPU-second of torch on an AVX2 CPU, and far steadier when other processes share
+the cores: benchmarks/embeddings.py) and
 ``torch`` (sentence-transformers itself). ``auto`` picks ONNX when onnxruntime is installed and
 falls back to torch otherwise, or when the export fails. The backend is part of ``model_id``,
 which kb stores with every vector, so switching backends re-embeds instead of mixing vectors.

@@ -1,8 +1,11 @@
 """The bundled MiniLM as a dynamically int8-quantised ONNX model, run by onnxruntime.
 
 Why: embedding was the slow step of ingest (about 5x the rest of it, 50 passages/s on 2 cores).
-Dynamic int8 quantisation of the transformer's matrix multiplications runs about three times
-faster on CPUs with the same ranking quality (benchmarks/embeddings.py measures both).
+Dynamic int8 quantisation of the transformer's matrix multiplications does about 2.5x the
+work per CPU-second of fp32 torch on an AVX2 CPU, with the same ranking quality; with one
+single-threaded call per text on a thread per core it also keeps its speed when other
+processes take cores, where torch's OpenMP threads stall (benchmarks/embeddings.py measures
+both against the path before it).
 
 Why our own export rather than sentence-transformers' ``backend="onnx"``: that backend needs
 ``optimum``, whose ONNX half (``optimum-onnx``) pins transformers below 4.58 and would
