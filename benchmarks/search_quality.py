@@ -16,7 +16,12 @@ a passage of a relevant review gains its review's grade when its role is a learn
 (finding, recommendation, action, good practice), half of it otherwise; nDCG@10 for relevance
 order against learning-first order.
 
+With ``--backends torch onnx-int8`` it builds the corpus once per embedding backend (fp32
+torch, int8 ONNX) in the same run and prints each one's mode table and the hybrid nDCG@10
+difference (issue 13: int8 within 0.01 of fp32).
+
     .venv/bin/python benchmarks/search_quality.py [--top-passages 60] [--home DIR]
+        [--backends torch onnx-int8]
 """
 
 from __future__ import annotations
@@ -114,10 +119,11 @@ def ranked_files(session, query: str, mode: str, top_passages: int, floor=None) 
     return names
 
 
-def mode_table(session, queries: list[dict], top_passages: int) -> None:  # type: ignore[no-untyped-def]
-    """The original table: review-level nDCG@10 / recall@10 per mode, floor off."""
+def mode_scores(session, queries: list[dict], top_passages: int, verbose: bool) -> dict:  # type: ignore[no-untyped-def]
+    """Review-level nDCG@10 / recall@10 per mode, floor off (per query when ``verbose``)."""
     totals = {mode: {"ndcg": 0.0, "recall": 0.0} for mode in MODES}
-    print(f"{'query':58} " + " ".join(f"{m:>8}" for m in MODES))
+    if verbose:
+        print(f"{'query':58} " + " ".join(f"{m:>8}" for m in MODES))
     for item in queries:
         relevant = {name: int(grade) for name, grade in item["relevant"].items()}
         row = []
@@ -127,16 +133,45 @@ def mode_table(session, queries: list[dict], top_passages: int) -> None:  # type
             totals[mode]["ndcg"] += score
             totals[mode]["recall"] += recall_at(ranked, relevant)
             row.append(score)
-        print(f"{item['query'][:58]:58} " + " ".join(f"{s:8.3f}" for s in row))
+        if verbose:
+            print(f"{item['query'][:58]:58} " + " ".join(f"{s:8.3f}" for s in row))
     n = len(queries)
-    print(f"\n{n} queries, review-level judgments (floor off)")
+    return {mode: {key: value / n for key, value in totals[mode].items()} for mode in MODES}
+
+
+def mode_table(session, queries: list[dict], top_passages: int, label: str = "") -> dict:  # type: ignore[no-untyped-def]
+    """The original table: review-level nDCG@10 / recall@10 per mode, floor off."""
+    scores = mode_scores(session, queries, top_passages, verbose=not label)
+    print(f"\n{len(queries)} queries, review-level judgments (floor off){label}")
     for mode in MODES:
         print(
-            f"{mode:7} nDCG@10 {totals[mode]['ndcg'] / n:.3f}  recall@10 "
-            f"{totals[mode]['recall'] / n:.3f}"
+            f"{mode:7} nDCG@10 {scores[mode]['ndcg']:.3f}  recall@10 {scores[mode]['recall']:.3f}"
         )
-    ratio = totals["hybrid"]["ndcg"] / max(totals["bm25"]["ndcg"], 1e-9)
+    ratio = scores["hybrid"]["ndcg"] / max(scores["bm25"]["ndcg"], 1e-9)
     print(f"hybrid / bm25 nDCG@10 ratio: {ratio:.2f} (goal >= 1.10)")
+    return scores
+
+
+def compare_backends(queries: list[dict], top_passages: int, backends: list[str]) -> None:
+    """The mode table per embedding backend, each over a fresh corpus embedded by it, then
+    each backend's hybrid nDCG@10 against the first's (issue 13: within 0.01 of fp32)."""
+    from sqlmodel import Session
+
+    hybrid: dict[str, float] = {}
+    for backend in backends:
+        os.environ["KB_EMBEDDING_BACKEND"] = backend
+        engine = load_corpus()
+        with Session(engine) as session:
+            scores = mode_table(session, queries, top_passages, f", embedding backend {backend}")
+        hybrid[backend] = scores["hybrid"]["ndcg"]
+    first = backends[0]
+    for backend in backends[1:]:
+        delta = hybrid[backend] - hybrid[first]
+        verdict = "within" if abs(delta) <= 0.01 else "NOT within"
+        print(
+            f"hybrid nDCG@10 {backend} {hybrid[backend]:.3f} - {first} {hybrid[first]:.3f} = "
+            f"{delta:+.4f} ({verdict} 0.01)"
+        )
 
 
 def best_similarity(session, query: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -235,8 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-passages", type=int, default=60)
     parser.add_argument("--home", help="KB_HOME to reuse (created and filled when empty)")
     parser.add_argument("--skip-modes", action="store_true", help="skip the per-mode table")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["torch", "onnx-int8", "auto"],
+        help="only the per-mode table, once per embedding backend on a fresh corpus each, "
+        "and the hybrid nDCG@10 difference to the first (e.g. --backends torch onnx-int8)",
+    )
     args = parser.parse_args(argv)
     queries = yaml.safe_load(QUERIES.read_text(encoding="utf-8"))
+    if args.backends:
+        compare_backends(queries, args.top_passages, args.backends)
+        return 0
     engine = load_corpus(args.home)
     from sqlmodel import Session
 

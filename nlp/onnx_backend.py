@@ -1,8 +1,11 @@
 """The bundled MiniLM as a dynamically int8-quantised ONNX model, run by onnxruntime.
 
 Why: embedding was the slow step of ingest (about 5x the rest of it, 50 passages/s on 2 cores).
-Dynamic int8 quantisation of the transformer's matrix multiplications runs about three times
-faster on CPUs with the same ranking quality (benchmarks/embeddings.py measures both).
+Dynamic int8 quantisation of the transformer's matrix multiplications does about 2.5x the
+work per CPU-second of fp32 torch on an AVX2 CPU, with the same ranking quality; with one
+single-threaded call per text on a thread per core it also keeps its speed when other
+processes take cores, where torch's OpenMP threads stall (benchmarks/embeddings.py measures
+both against the path before it).
 
 Why our own export rather than sentence-transformers' ``backend="onnx"``: that backend needs
 ``optimum``, whose ONNX half (``optimum-onnx``) pins transformers below 4.58 and would
@@ -162,18 +165,21 @@ class OnnxEncoder:
     """Tokenise, run the int8 model, mean-pool over real tokens, normalise.
 
     One onnxruntime session with one intra-op thread, run concurrently from a pool of Python
-    threads (onnxruntime releases the GIL): each core works through its own share of the texts.
-    Small matrices parallelise poorly inside one call, and on shared 2-core
-    machines a query run on one thread is steady while a multi-threaded one stalls whenever the
-    other core is busy.
+    threads (onnxruntime releases the GIL): each thread takes the next text from a shared
+    queue, longest first, so no core idles while another still has a backlog. Small matrices
+    parallelise poorly inside one call, and on shared 2-core machines a query run on one
+    thread is steady while a multi-threaded one stalls whenever the other core is busy.
     """
 
     def __init__(self, model_path: Path, onnx_file: Path) -> None:
         from tokenizers import Tokenizer
 
         self.onnx_file = onnx_file
+        self.max_seq_length = _max_seq_length(model_path)
         self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=_max_seq_length(model_path))
+        # The same cut as sentence-transformers' (256 word pieces with [CLS] and [SEP]), so
+        # long passages keep the same words as under torch and stay comparable.
+        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
         self.tokenizer.no_padding()
         self._session: Any = None
         self._lock = threading.Lock()
@@ -184,42 +190,38 @@ class OnnxEncoder:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    import onnxruntime as ort
-
-                    options = ort.SessionOptions()
-                    options.intra_op_num_threads = 1
-                    options.inter_op_num_threads = 1
-                    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    self._session = ort.InferenceSession(
-                        str(self.onnx_file), options, providers=["CPUExecutionProvider"]
-                    )
+                    self._session = _make_session(self.onnx_file)
         return self._session
 
-    def encode(self, texts: list[str], threads: int) -> np.ndarray:
+    def encode(self, texts: list[str], threads: int, batch_size: int = 1) -> np.ndarray:
         """Vectors in input order.
 
-        Each text runs alone, unpadded: int8 activation scales are computed per call, so in a
-        shared batch a vector would depend on its batch mates (cosine 0.994 to itself alone),
-        and without padding a one-text call costs no more per token on a CPU. Texts are
-        sorted by length and dealt to the threads in groups, so every core gets a fair share.
+        ``batch_size`` 1 (the default) runs each text alone, unpadded: int8 activation scales
+        are computed per call, so in a shared batch a vector would depend on its batch mates
+        (cosine 0.994 to itself alone), and without padding a one-text call costs no more per
+        token on a CPU (benchmarks/embeddings.py measures batches of 16 against it). Texts are
+        sorted by length, longest first, and cut into groups of ``batch_size`` neighbours, so
+        a batch pads little.
         """
         encodings = self.tokenizer.encode_batch(list(texts))
         order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
-        groups = [order[i :: max(1, threads)] for i in range(max(1, threads))]
-        groups = [g for g in groups if len(g)]
+        size = max(1, batch_size)
+        groups = [order[i : i + size] for i in range(0, len(order), size)]
         session = self.session()
+        out = np.empty((len(texts), _hidden_size(session)), dtype=np.float32)
 
-        def run(group: np.ndarray) -> np.ndarray:
-            return np.vstack([self._run(session, [encodings[i]]) for i in group])
+        def work(queue: Iterator[np.ndarray]) -> None:
+            for group in queue:
+                out[group] = self._run(session, [encodings[i] for i in group])
 
-        if len(groups) == 1:
-            results = [run(groups[0])]
+        workers = max(1, min(threads, len(groups)))
+        queue = _SharedIterator(iter(groups))
+        if workers == 1:
+            work(queue)
         else:
-            with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-                results = list(pool.map(run, groups))
-        out = np.empty((len(texts), results[0].shape[1]), dtype=np.float32)
-        for group, vectors in zip(groups, results, strict=True):
-            out[group] = vectors
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for done in [pool.submit(work, queue) for _ in range(workers)]:
+                    done.result()
         return out
 
     @staticmethod
@@ -240,3 +242,37 @@ class OnnxEncoder:
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def _make_session(onnx_file: Path) -> Any:
+    """One intra-op thread per session (parallelism comes from our threads), operators run in
+    sequence (a BERT layer is a chain: there is nothing to run side by side), and the full
+    graph optimisation (layer-norm, GELU and attention fusions) applied at load."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+
+
+def _hidden_size(session: Any) -> int:
+    shape = session.get_outputs()[0].shape
+    return int(shape[-1]) if isinstance(shape[-1], int) else 384
+
+
+class _SharedIterator:
+    """An iterator several threads may pull from (``next`` under a lock)."""
+
+    def __init__(self, items: Iterator[np.ndarray]) -> None:
+        self._items = items
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> _SharedIterator:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        with self._lock:
+            return next(self._items)

@@ -128,3 +128,55 @@ def test_similar_sentences_are_closer_than_unrelated(embedder: Embedder) -> None
         ]
     )
     assert float(a @ b) > float(a @ c) + 0.2
+
+
+TEXTS = [
+    "Short.",
+    "The health visitor saw the baby at home twice and weighed her both times.",
+    "Hidden men: " + "the mother's partner was not known to any agency at all. " * 12,
+    "Neglect.",
+    "Information about the family's moves was not shared between the two councils.",
+    "A strategy meeting was held without the police, who held the relevant records.",
+]
+
+
+def test_length_sorted_work_returns_vectors_in_input_order(embedder: Embedder) -> None:
+    """Texts are run longest first (one per call, or in batches of neighbours); every vector
+    still lands in its text's row."""
+    alone = np.vstack([embedder.encode([t]) for t in TEXTS])
+    together = embedder.encode(TEXTS)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    # In a batch, int8 activation scales are shared with the batch mates, so a vector moves a
+    # little (why one text per call is the default), but stays in its row.
+    batched = embedder.encode(TEXTS, batch_size=4)
+    cosines = (batched * alone).sum(axis=1)
+    assert cosines.min() > 0.95, cosines
+    assert (np.argmax(batched @ alone.T, axis=1) == np.arange(len(TEXTS))).all()
+
+
+def test_duplicates_are_embedded_once_and_get_identical_vectors(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[list[str]] = []
+    real = embedder._encode_unique
+
+    def spy(texts: list[str], batch_size: int | None) -> np.ndarray:
+        asked.append(list(texts))
+        return real(texts, batch_size)
+
+    monkeypatch.setattr(embedder, "_encode_unique", spy)
+    texts = [TEXTS[1], TEXTS[0], TEXTS[1], TEXTS[2], TEXTS[0]]
+    vectors = embedder.encode(texts)
+    assert asked == [[TEXTS[1], TEXTS[0], TEXTS[2]]]
+    assert vectors.shape == (5, 384)
+    np.testing.assert_array_equal(vectors[0], vectors[2])
+    np.testing.assert_array_equal(vectors[1], vectors[4])
+    np.testing.assert_allclose(vectors[3], embedder.encode_one(TEXTS[2]), atol=1e-5)
+
+
+def test_onnx_work_is_shared_by_every_thread(embedder: Embedder) -> None:
+    """More threads than texts, and more texts than threads, give the same vectors."""
+    assert embedder._onnx is not None
+    one = embedder._onnx.encode(TEXTS, threads=1)
+    np.testing.assert_allclose(embedder._onnx.encode(TEXTS, threads=3), one, atol=1e-6)
+    np.testing.assert_allclose(embedder._onnx.encode(TEXTS[:2], threads=8), one[:2], atol=1e-6)

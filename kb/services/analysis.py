@@ -9,22 +9,55 @@ runs the models on the passage texts before the document's transaction begins (i
 it), and the hook inside the transaction only stores what was computed — a second or two of
 inserts instead of minutes. A passage whose text was not prepared (the hook used on its own,
 or by ``kb retag``) is analysed in place, so the result never depends on the preparation.
+
+Why ``begin`` and ``use``: embedding is the slowest step and runs on a background thread, so
+``kb ingest`` can read, segment and tag the next document while this one is embedded
+(kb/services/ingest.py ``ingest_paths``); ``use`` then hands one document's finished analysis
+to its own short write.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from kb.config import Settings
 from kb.models import Passage
-from kb.services.embedding import embed_passages, embedder_for
+from kb.services.embedding import embed_passages, embedder_for, stored_vectors
 from kb.services.tagging import get_tagger, tag_passages
 from nlp.embeddings import Embedder
 from nlp.tagger import Tagger
+
+_EMBEDDING: tuple[int, ThreadPoolExecutor] | None = None
+_EMBEDDING_LOCK = threading.Lock()
+
+
+def _embedding_thread() -> ThreadPoolExecutor:
+    """The process's embedding thread: documents are embedded there one after another while
+    the caller's thread tags the same document or reads and tags the next (onnxruntime
+    releases the GIL, so the two overlap). Made per process id: a forked server worker gets
+    its own rather than the parent's, whose thread did not survive the fork."""
+    global _EMBEDDING
+    with _EMBEDDING_LOCK:
+        if _EMBEDDING is None or _EMBEDDING[0] != os.getpid():
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-embed")
+            _EMBEDDING = (os.getpid(), pool)
+        return _EMBEDDING[1]
+
+
+@dataclass(slots=True)
+class Preparation:
+    """One document's analysis: tags now, vectors when the background embedding is done."""
+
+    tags: dict[str, list[Any]]
+    vectors: Future[dict[str, np.ndarray]] | None
 
 
 class PassageAnalysis:
@@ -36,17 +69,51 @@ class PassageAnalysis:
         self._prepared: dict[str, tuple[list[Any], np.ndarray | None]] = {}
         self._lock = threading.Lock()
 
-    def prepare(self, texts: list[str]) -> None:
-        """Tag and embed ``texts`` now (no database involved); replaces earlier preparations."""
+    def begin(
+        self,
+        texts: list[str],
+        *,
+        engine: Engine | None = None,
+        source_name: str | None = None,
+    ) -> Preparation:
+        """Tag ``texts`` now and start embedding them in the background (no write).
+
+        Each distinct text is analysed once. With ``engine`` and ``source_name``, passages
+        whose exact text the current version of that document already has a vector for (same
+        model id) keep it instead of being embedded again.
+        """
         unique = list(dict.fromkeys(texts))
+        vectors: Future[dict[str, np.ndarray]] | None = None
+        if self.embedder is not None and unique:
+            known: dict[str, np.ndarray] = {}
+            if engine is not None and source_name:
+                with Session(engine) as session:
+                    known = stored_vectors(
+                        session, unique, source_name=source_name, model_id=self.embedder.model_id
+                    )
+            vectors = _embedding_thread().submit(_embed_missing, self.embedder, unique, known)
         tags = self.tagger.tag_many(unique) if unique else []
-        vectors = self.embedder.encode(unique) if self.embedder is not None and unique else None
+        return Preparation(dict(zip(unique, tags, strict=True)), vectors)
+
+    def use(self, preparation: Preparation) -> None:
+        """Make ``preparation`` the one the next call stores (waits for its vectors)."""
+        vectors = preparation.vectors.result() if preparation.vectors is not None else {}
         prepared = {
-            text: (tags[i], None if vectors is None else vectors[i])
-            for i, text in enumerate(unique)
+            text: (tags, vectors.get(text) if self.embedder is not None else None)
+            for text, tags in preparation.tags.items()
         }
         with self._lock:
             self._prepared = prepared
+
+    def prepare(
+        self,
+        texts: list[str],
+        *,
+        engine: Engine | None = None,
+        source_name: str | None = None,
+    ) -> None:
+        """Tag and embed ``texts`` now; replaces earlier preparations (``begin`` + ``use``)."""
+        self.use(self.begin(texts, engine=engine, source_name=source_name))
 
     def __call__(self, session: Session, passages: list[Passage]) -> None:
         with self._lock:
@@ -65,6 +132,16 @@ class PassageAnalysis:
         tag_passages(session, passages, self.tagger, results)
         if self.embedder is not None:
             embed_passages(session, passages, self.embedder, vectors)
+
+
+def _embed_missing(
+    embedder: Embedder, texts: list[str], known: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Vectors of ``texts``: the ``known`` ones as they are, the others computed now."""
+    missing = [text for text in texts if text not in known]
+    if missing:
+        known = {**known, **dict(zip(missing, embedder.encode(missing), strict=True))}
+    return known
 
 
 def passage_hook(settings: Settings, *, embed: bool | None = None) -> PassageAnalysis:

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from kb.config import Settings, get_settings
 from kb.db import session_scope
-from kb.models import Passage
+from kb.models import Document, Passage
 from nlp.embeddings import Embedder, get_embedder
 
 
@@ -35,6 +35,32 @@ def to_bytes(vector: np.ndarray) -> bytes:
 
 def from_bytes(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32)
+
+
+def stored_vectors(
+    session: Session, texts: list[str], *, source_name: str, model_id: str
+) -> dict[str, np.ndarray]:
+    """Vectors already stored for these exact texts in the current document named
+    ``source_name`` (the version a re-ingest replaces), computed by ``model_id``.
+
+    Why: a new version of a long report usually changes a few paragraphs; the unchanged ones
+    need not be embedded again. Only the same model id counts (another backend's or model's
+    vectors would mix), and only identical text (a vector is a function of its text alone).
+    """
+    wanted = set(texts)
+    if not wanted:
+        return {}
+    rows = session.exec(
+        select(Passage.text, Passage.embedding)
+        .join(Document, col(Document.id) == Passage.document_id)
+        .where(
+            Document.source_name == source_name,
+            col(Document.is_current),
+            Passage.embedding_model == model_id,
+            col(Passage.embedding).is_not(None),
+        )
+    ).all()
+    return {text: from_bytes(blob) for text, blob in rows if text in wanted and blob}
 
 
 def embed_passages(

@@ -140,11 +140,17 @@ def ingest_paths(
     options = options or IngestOptions()
     files, skipped = expand_paths(paths)
     report = IngestReport(skipped=skipped)
-    for index, path in enumerate(files, start=1):
-        outcome, item = ingest_file(engine, path, options=options, on_passages=on_passages)
-        getattr(report, outcome).append(item)
-        if progress:
-            progress(index, len(files), path)
+    # One document ahead: the next file is read, segmented and tagged while this one's
+    # passages are still being embedded in the background; each keeps its own short write.
+    pending: _Analysed | None = None
+    for index, path in enumerate([*files, None]):
+        analysed = _analyse(engine, path, on_passages) if path is not None else None
+        if pending is not None:
+            outcome, item = _store(engine, pending, options, on_passages, None)
+            getattr(report, outcome).append(item)
+            if progress:
+                progress(index, len(files), pending.path)
+        pending = analysed
     return report
 
 
@@ -153,6 +159,17 @@ class _Raced(RuntimeError):
 
 
 DocumentHook = Callable[[Session, str, dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class _Analysed:
+    """A file read and analysed, not yet stored (or the reason it cannot be)."""
+
+    path: Path
+    extracted: ExtractedDocument | None = None
+    sections: list[Section] = field(default_factory=list)
+    preparation: Any = None
+    failure: dict[str, Any] | None = None
 
 
 def ingest_file(
@@ -169,18 +186,48 @@ def ingest_file(
     ingested or skipped file, so a caller's bookkeeping (an ingest job's per-file result)
     commits together with the document or not at all.
     """
+    return _store(engine, _analyse(engine, path, on_passages), options, on_passages, on_outcome)
+
+
+def _analyse(engine: Engine, path: Path, on_passages: PassageHook | None) -> _Analysed:
+    """Read the file and run the models on it, outside any write transaction; never raises."""
     max_bytes = get_settings().max_file_mb * 1_000_000
     try:
         extracted = read_document(path, max_bytes=max_bytes)
-        sections = _prepare(engine, extracted, on_passages)
-        return _ingest_with_retry(
-            engine, extracted, options, path, on_passages, sections=sections, on_outcome=on_outcome
-        )
+        sections, preparation = _prepare(engine, extracted, on_passages)
+        return _Analysed(path, extracted, sections, preparation)
     except ReaderError as exc:
-        return "failed", {"path": str(path), "error": exc.reason}
+        return _Analysed(path, failure={"path": str(path), "error": exc.reason})
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         log.exception("ingest of %s failed", path)
-        return "failed", {"path": str(path), "error": _describe(exc)}
+        return _Analysed(path, failure={"path": str(path), "error": _describe(exc)})
+
+
+def _store(
+    engine: Engine,
+    analysed: _Analysed,
+    options: IngestOptions,
+    on_passages: PassageHook | None,
+    on_outcome: DocumentHook | None,
+) -> tuple[str, dict[str, Any]]:
+    """The analysed file's one short write transaction; never raises."""
+    if analysed.failure is not None or analysed.extracted is None:
+        return "failed", analysed.failure or {"path": str(analysed.path), "error": "not read"}
+    try:
+        if analysed.preparation is not None:
+            on_passages.use(analysed.preparation)  # type: ignore[union-attr]
+        return _ingest_with_retry(
+            engine,
+            analysed.extracted,
+            options,
+            analysed.path,
+            on_passages,
+            sections=analysed.sections,
+            on_outcome=on_outcome,
+        )
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
+        log.exception("ingest of %s failed", analysed.path)
+        return "failed", {"path": str(analysed.path), "error": _describe(exc)}
 
 
 def _ingest_with_retry(
@@ -239,19 +286,21 @@ def _report_item(path: Path, outcome: dict[str, Any]) -> tuple[str, dict[str, An
 
 def _prepare(
     engine: Engine, doc: ExtractedDocument, on_passages: PassageHook | None
-) -> list[Section]:
-    """Everything slow that needs no database, before the write transaction opens: segment
-    the text and let the hook run its models on the passages (``prepare``, when it has one:
-    kb/services/analysis.py). Bytes already stored are not analysed again."""
+) -> tuple[list[Section], Any]:
+    """Everything slow that needs no database write, before the write transaction opens:
+    segment the text and let the hook start its models on the passages (``begin``, when it
+    has one: kb/services/analysis.py; it may read the version this file replaces to reuse its
+    vectors). Returns the sections and the hook's preparation (None: nothing prepared).
+    Bytes already stored are not analysed again."""
     sections = segment(doc)
-    prepare = getattr(on_passages, "prepare", None)
-    if prepare is None:
-        return sections
+    begin = getattr(on_passages, "begin", None)
+    if begin is None:
+        return sections, None
     with Session(engine) as session:
         if session.exec(select(Document.id).where(Document.sha256 == doc.sha256)).first():
-            return sections
-    prepare([span.text for section in sections for span in section.passages])
-    return sections
+            return sections, None
+    texts = [span.text for section in sections for span in section.passages]
+    return sections, begin(texts, engine=engine, source_name=doc.path.name)
 
 
 def _describe(exc: Exception) -> str:
