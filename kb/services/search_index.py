@@ -103,19 +103,29 @@ class IndexFiles:
 
     def current(self) -> str | None:
         """Name of the current generation, None when there is none yet."""
+        path = self.root / CURRENT
         try:
-            name = (self.root / CURRENT).read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError):
+            name = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
             return None
-        return name if name.startswith("gen-") and "/" not in name else None
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("%s unreadable (%s); rebuilding from the database", path, exc)
+            return None
+        if name.startswith("gen-") and "/" not in name and name not in ("gen-", "gen-.."):
+            return name
+        log.warning("%s names no generation; rebuilding from the database", path)
+        return None
+
+    def meta(self, generation: str) -> dict[str, Any]:
+        """What ``generation`` was built from; IndexFilesError when its manifest is unusable."""
+        return read_manifest(self.root / generation)["meta"]
 
     def matches(self, generation: str, meta: dict[str, Any]) -> bool:
         """Whether ``generation`` was built for this model and database (``meta``'s keys)."""
         try:
-            built = read_manifest(self.root / generation)["meta"]
+            return _fits(self.meta(generation), meta)
         except IndexFilesError:
             return False
-        return all(built.get(k) == meta[k] for k in ("model", "database"))
 
     def open(self, generation: str) -> tuple[HybridIndex, dict[str, Any]]:
         """The generation's index, memory-mapped; IndexFilesError when it is unusable."""
@@ -205,16 +215,23 @@ def load_shared(
 def _open_current(files: IndexFiles, meta: dict[str, Any], cached: Loaded | None) -> Loaded | None:
     """The current generation if it fits ``meta`` (the cached copy when it is the same)."""
     generation = files.current()
-    if generation is None or not files.matches(generation, meta):
+    if generation is None:
         return None
-    if cached is not None and cached.generation == generation:
-        return cached
     try:
+        if not _fits(files.meta(generation), meta):
+            log.info("search index files are of another model or database; rebuilding")
+            return None
+        if cached is not None and cached.generation == generation:
+            return cached
         index, _ = files.open(generation)
     except IndexFilesError as exc:
         log.warning("search index files unusable (%s); rebuilding from the database", exc)
         return None
     return Loaded(index, generation)
+
+
+def _fits(built: dict[str, Any], meta: dict[str, Any]) -> bool:
+    return all(built.get(key) == meta[key] for key in ("model", "database"))
 
 
 def _build(files: IndexFiles, session: Session, meta: dict[str, Any], sync: Sync) -> Loaded:
