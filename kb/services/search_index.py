@@ -34,7 +34,10 @@ the shared files is as invisible as it was in memory.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
+import gc
 import hashlib
 import logging
 import os
@@ -127,9 +130,12 @@ class IndexFiles:
         except IndexFilesError:
             return False
 
-    def open(self, generation: str) -> tuple[HybridIndex, dict[str, Any]]:
-        """The generation's index, memory-mapped; IndexFilesError when it is unusable."""
-        return open_index_dir(self.root / generation)
+    def open(self, generation: str, *, verify: bool = True) -> tuple[HybridIndex, dict[str, Any]]:
+        """The generation's index, memory-mapped; IndexFilesError when it is unusable.
+
+        ``verify=False`` skips the digests, for the generation this process has just written.
+        """
+        return open_index_dir(self.root / generation, verify=verify)
 
     # -- writing (under the lock) -------------------------------------------------------------
 
@@ -255,10 +261,12 @@ def _build(files: IndexFiles, session: Session, meta: dict[str, Any], sync: Sync
         )
         try:
             generation = files.publish(index, meta)
-            mapped, _ = files.open(generation)
+            mapped, _ = files.open(generation, verify=False)
         except (OSError, IndexFilesError) as exc:
             log.warning("search index files not written (%s); this worker keeps its own", exc)
             return Loaded(index, None)
+        del index
+        _release_memory()
         return Loaded(mapped, generation)
 
 
@@ -272,8 +280,17 @@ def _refresh_generation(files: IndexFiles, loaded: Loaded, meta: dict[str, Any])
             return None  # another worker has just written a newer one: picked up next change
         try:
             generation = files.publish(loaded.index, meta)
-            mapped, _ = files.open(generation)
+            mapped, _ = files.open(generation, verify=False)
         except (OSError, IndexFilesError) as exc:
             log.warning("search index files not refreshed (%s)", exc)
             return None
         return Loaded(mapped, generation)
+
+
+def _release_memory() -> None:
+    """Hand the heap freed by a build back to the operating system (glibc keeps it otherwise,
+    and the builder would go on holding as much as a worker with its own index)."""
+    gc.collect()
+    # not glibc: the memory is reused, just not returned
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
