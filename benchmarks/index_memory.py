@@ -141,7 +141,9 @@ def worker(with_index: bool, queries: int, *, forked: bool = False) -> int:
         report.update(rows=len(index), base_rows=index.base_rows, delta_rows=index.delta_rows)
     report["torch_loaded"] = "torch" in sys.modules
     report["seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(report), flush=True)
+    # one write() of a short line: forked siblings share this pipe, and print() may write the
+    # text and its newline separately, interleaving two reports on one line
+    os.write(sys.stdout.fileno(), (json.dumps(report) + "\n").encode())
     if forked:
         signal.pause()  # siblings share stdin; the parent ends each one with SIGTERM
     sys.stdin.readline()  # stay alive (and mapped) until the parent has measured everyone
