@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from corpus.document import ExtractedDocument
 from corpus.metadata import ReviewType, detect_review_type
 from corpus.segment import LIST_MARKER, Section
-from nlp.pipeline import NUMBER_WORDS as _NUMBER_WORDS
+from nlp.numbers import NUMBER_WORDS as _NUMBER_WORDS
 
 
 @dataclass(slots=True)

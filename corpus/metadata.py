@@ -19,7 +19,7 @@ import yaml
 from corpus.kinds import infer_kind, infer_period, infer_title
 from corpus.names import detect_review_type, infer_partnership, infer_pseudonym
 from corpus.vocabulary import REVIEW_KINDS, AgeBand, PassageRole, ReviewStatus, ReviewType
-from nlp.pipeline import NUMBER_WORDS
+from nlp.numbers import NUMBER_WORDS
 
 __all__ = [
     "REVIEW_KINDS",

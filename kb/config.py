@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     embedding_cache: Path | None = Field(
         default=None, description="Folder for the exported ONNX model; default KB_HOME/models."
     )
+    index_files: bool = Field(
+        default=True,
+        description="Keep the search index in memory-mapped files shared by every worker on "
+        "the machine; false: each worker builds its own in memory.",
+    )
+    index_dir: Path | None = Field(
+        default=None, description="Folder for the shared search index files; default KB_HOME/index."
+    )
     embed_on_ingest: bool = Field(default=True, description="Compute embeddings while ingesting.")
     theme_heads: bool = Field(
         default=True,

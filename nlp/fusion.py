@@ -102,6 +102,13 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, int(np.count_nonzero(finite)))
     if k <= 0:
         return np.empty(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
+    if k < scores.size:
+        # Every score tied with the k-th joins the candidates, so ties break by index (the
+        # lowest first) rather than by wherever argpartition happened to leave them: the same
+        # passages then rank the same however the rows are laid out (in memory or from files).
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        part = np.flatnonzero(scores >= kth)
+    else:
+        part = np.arange(scores.size)
     part = part[np.isfinite(scores[part])]
-    return part[np.lexsort((part, -scores[part]))]
+    return part[np.lexsort((part, -scores[part]))][:k]

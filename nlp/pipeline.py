@@ -19,6 +19,8 @@ from spacy.attrs import IS_SPACE, LOWER, NORM
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from nlp.numbers import NUMBER_WORDS as NUMBER_WORDS  # re-exported: nlp.rules reads it here
+
 BULLET_STARTS = frozenset("-•*·–—▪●◦")
 
 
@@ -101,37 +103,6 @@ def _split_slashes(nlp: Language) -> None:
     nlp.tokenizer.prefix_search = spacy.util.compile_prefix_regex(prefixes).search
     nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer
 
-
-#: Number words as they appear in ages and counts ("a three-week-old", "five referrals"); shared
-#: by the age rules here and the metadata / case-list parsing in corpus/.
-NUMBER_WORDS: dict[str, int] = {
-    word: value
-    for value, word in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-}
 
 #: spaCy's tokenizer strips prefix and suffix punctuation one character at a time and rescans
 #: the rest, so a long run such as "=====" or "((((" costs quadratic time (4,000 "$" take 13 s).

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import sparse
 
 from nlp.fusion import mmr, near_duplicates, rrf, top_indices, unit_rows
+from nlp.ranking_store import Base, Postings, csc_postings, dense_segment, grow
 from nlp.tokens import STOPWORDS, iter_terms, normalise, stem, tokenize
 
 __all__ = [
@@ -65,15 +66,6 @@ class Hit:
     score: float
     bm25_rank: int | None = None
     dense_rank: int | None = None
-
-
-@dataclass(slots=True)
-class _Postings:
-    """Raw term frequencies of one ``add`` batch as coordinate triples (row, term, tf)."""
-
-    rows: np.ndarray
-    terms: np.ndarray
-    tfs: np.ndarray
 
 
 def _locked(
@@ -123,7 +115,7 @@ class HybridIndex:
         self._n_rows = 0
         self._row_of: dict[int, int] = {}
         self._vocab: dict[str, int] = {}
-        self._chunks: list[_Postings] = []
+        self._chunks: list[Postings] = []
         self._tf: sparse.csc_matrix | None = None
         self._sorted_ids = np.empty(0, dtype=np.int64)
         self._sorted_rows = np.empty(0, dtype=np.int64)
@@ -132,6 +124,7 @@ class HybridIndex:
         self._ids_dirty = False
         self._version = 0
         self._mask_cache: dict[Hashable, tuple[int, int, np.ndarray]] = {}
+        self._base: Base | None = None  # rows opened from files (see nlp.index_files)
         self._lock = threading.RLock()
 
     # -- size and membership ------------------------------------------------------------------
@@ -154,11 +147,30 @@ class HybridIndex:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the index's arrays (vectors incl. spare capacity, postings)."""
+        """Bytes held by the index's arrays (vectors incl. spare capacity, postings), those of
+        rows opened from files included."""
         total = self._vecs.nbytes + self._ids.nbytes + self._doc_len.nbytes + self._alive.nbytes
-        if self._tf is not None:
-            total += self._tf.data.nbytes + self._tf.indices.nbytes + self._tf.indptr.nbytes
+        for tf in (self._tf, self._base.tf if self._base else None):
+            if tf is not None:
+                total += tf.data.nbytes + tf.indices.nbytes + tf.indptr.nbytes
+        if self._base is not None:
+            total += self._base.vecs.nbytes
         return total + sum(c.rows.nbytes + c.terms.nbytes + c.tfs.nbytes for c in self._chunks)
+
+    @property
+    def base_rows(self) -> int:
+        """Rows opened from index files (0 for an index built in memory)."""
+        return self._base.n if self._base is not None else 0
+
+    @property
+    def delta_rows(self) -> int:
+        """Rows held in memory after those opened from files (all rows without files)."""
+        return self._n_rows - self.base_rows
+
+    @property
+    def dead_rows(self) -> int:
+        """Removed passages whose rows still take space until a compaction or a rebuild."""
+        return self._n_rows - len(self._row_of)
 
     @_locked
     def ids(self) -> np.ndarray:
@@ -168,7 +180,12 @@ class HybridIndex:
     @_locked
     def vector(self, passage_id: int) -> np.ndarray:
         """The stored (unit) vector of a passage, e.g. to recommend similar passages."""
-        return self._vecs[self._row_of[passage_id]].astype(np.float32)
+        row = self._row_of[passage_id]
+        nb = self.base_rows
+        source = (
+            self._base.vecs[row] if self._base is not None and row < nb else self._vecs[row - nb]
+        )
+        return np.asarray(source, dtype=np.float32)
 
     # -- mutation ---------------------------------------------------------------------------
 
@@ -184,10 +201,11 @@ class HybridIndex:
         start = self._n_rows
         self._ensure_capacity(start + len(ids))
         end = start + len(ids)
-        self._vecs[start:end] = unit_rows(vectors)
+        nb = self.base_rows
+        self._vecs[start - nb : end - nb] = unit_rows(vectors)
         self._ids[start:end] = np.asarray(ids, dtype=np.int64)
         self._alive[start:end] = True
-        postings, lengths = self._tokenize_batch(texts, start)
+        postings, lengths = self._tokenize_batch(texts, start - nb)
         self._doc_len[start:end] = lengths
         self._chunks.append(postings)
         self._row_of.update(zip((int(i) for i in ids), range(start, end), strict=True))
@@ -229,13 +247,14 @@ class HybridIndex:
         if needed <= capacity:
             return
         new_cap = max(needed, int(capacity * 1.5), 1024)
-        self._vecs = _grow(self._vecs, new_cap)
-        self._ids = _grow(self._ids, new_cap)
-        self._alive = _grow(self._alive, new_cap)
-        self._doc_len = _grow(self._doc_len, new_cap)
+        self._vecs = grow(self._vecs, new_cap - self.base_rows)  # delta rows only
+        self._ids = grow(self._ids, new_cap)
+        self._alive = grow(self._alive, new_cap)
+        self._doc_len = grow(self._doc_len, new_cap)
 
-    def _tokenize_batch(self, texts: Sequence[str], first_row: int) -> tuple[_Postings, list[int]]:
-        """Turn texts into (row, term, tf) triples, growing the vocabulary as needed."""
+    def _tokenize_batch(self, texts: Sequence[str], first_row: int) -> tuple[Postings, list[int]]:
+        """Turn texts into (row, term, tf) triples, growing the vocabulary as needed (rows count
+        from the first row after the base)."""
         vocab = self._vocab
         rows: list[int] = []
         terms: list[int] = []
@@ -248,7 +267,7 @@ class HybridIndex:
             rows.extend([first_row + offset] * len(counts))
             terms.extend(counts.keys())
             tfs.extend(counts.values())
-        postings = _Postings(
+        postings = Postings(
             rows=np.asarray(rows, dtype=np.int32),
             terms=np.asarray(terms, dtype=np.int32),
             tfs=np.asarray(tfs, dtype=np.float32),
@@ -271,27 +290,31 @@ class HybridIndex:
         """
         n = self._n_rows
         dead = n - len(self._row_of)
-        if dead and (compact or (n >= 1024 and dead > 0.3 * n)):
+        # Rows opened from files are never rewritten here: kb rebuilds the files instead.
+        if dead and self._base is None and (compact or (n >= 1024 and dead > 0.3 * n)):
             self._compact()
         if self._postings_dirty:
             self._rebuild_postings()
         if self._ids_dirty:
             self._rebuild_id_map()
 
-    def _all_postings(self) -> _Postings:
+    def _all_postings(self, *, with_base: bool = False) -> Postings:
         """Every (row, term, tf) triple: those already in the CSC matrix plus pending batches.
 
+        Rows count from the first row after the base, or from 0 ``with_base`` (base included).
         The triples are not kept once the matrix is built, so postings are held once, not twice.
         """
         parts = list(self._chunks)
         if self._tf is not None and self._tf.nnz:
-            tf = self._tf
-            terms = np.repeat(np.arange(tf.shape[1], dtype=np.int32), np.diff(tf.indptr))
-            parts.insert(0, _Postings(tf.indices.astype(np.int32), terms, tf.data))
+            parts.insert(0, csc_postings(self._tf))
+        if with_base and self._base is not None:
+            nb = np.int32(self._base.n)
+            parts = [Postings(p.rows + nb, p.terms, p.tfs) for p in parts]
+            parts.insert(0, csc_postings(self._base.tf))
         if not parts:
             empty = np.empty(0, dtype=np.int32)
-            return _Postings(empty, empty, np.empty(0, dtype=np.float32))
-        return _Postings(
+            return Postings(empty, empty, np.empty(0, dtype=np.float32))
+        return Postings(
             rows=np.concatenate([p.rows for p in parts]),
             terms=np.concatenate([p.terms for p in parts]),
             tfs=np.concatenate([p.tfs for p in parts]),
@@ -299,7 +322,7 @@ class HybridIndex:
 
     def _rebuild_postings(self) -> None:
         p = self._all_postings()
-        shape = (self._n_rows, max(len(self._vocab), 1))
+        shape = (self.delta_rows, max(len(self._vocab), 1))
         self._tf = sparse.csc_matrix((p.tfs, (p.rows, p.terms)), shape=shape)
         self._chunks = []
         self._postings_dirty = False
@@ -334,7 +357,7 @@ class HybridIndex:
         p = self._all_postings()
         live = new_row[p.rows] >= 0
         self._chunks = [
-            _Postings(new_row[p.rows[live]].astype(np.int32), p.terms[live], p.tfs[live])
+            Postings(new_row[p.rows[live]].astype(np.int32), p.terms[live], p.tfs[live])
         ]
         self._tf = None
         self._vecs = self._vecs[keep].copy()
@@ -413,15 +436,14 @@ class HybridIndex:
         scores = np.full(n, -np.inf, dtype=np.float32)
         query = Counter(self._vocab[t] for t in tokenize(query_text) if t in self._vocab)
         n_docs = int(np.count_nonzero(mask))
-        if not query or n_docs == 0 or self._tf is None:
+        if not query or n_docs == 0 or (self._tf is None and self._base is None):
             return scores
         avg_len = max(float(self._doc_len[:n][mask].mean()), 1e-9)
         rows_all, contrib_all = [], []
-        indptr, indices, data = self._tf.indptr, self._tf.indices, self._tf.data
         for term, weight in query.items():
-            rows = indices[indptr[term] : indptr[term + 1]]
+            rows, tf = self._postings_of(term)
             keep = mask[rows]
-            rows, tf = rows[keep], data[indptr[term] : indptr[term + 1]][keep]
+            rows, tf = rows[keep], tf[keep]
             if rows.size == 0:
                 continue
             idf = np.log1p((n_docs - rows.size + 0.5) / (rows.size + 0.5))
@@ -436,28 +458,37 @@ class HybridIndex:
             scores[hit] = summed[hit]
         return scores
 
+    def _postings_of(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, term frequencies) of one term, rows ascending: the base's, then the delta's."""
+        parts = []
+        if self._base is not None and term < self._base.n_terms:
+            tf = self._base.tf
+            lo, hi = tf.indptr[term], tf.indptr[term + 1]
+            parts.append((tf.indices[lo:hi], tf.data[lo:hi]))
+        if self._tf is not None and term < self._tf.shape[1]:
+            tf = self._tf
+            lo, hi = tf.indptr[term], tf.indptr[term + 1]
+            rows = tf.indices[lo:hi]
+            parts.append(
+                (rows + self.base_rows if self._base is not None else rows, tf.data[lo:hi])
+            )
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
     def _dense_scores(self, query_vec: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Cosine to every row; ``-inf`` where masked out.
-
-        torch does the product (numpy has no fast float16 kernel; torch is loaded for the
-        embedder anyway). When few rows are allowed only those rows are multiplied.
-        """
-        import torch
-
+        """Cosine to every row; ``-inf`` where masked out (base and delta rows in turn)."""
         n = self._n_rows
         scores = np.full(n, -np.inf, dtype=np.float32)
         if n == 0:
             return scores
-        q = unit_rows(np.asarray(query_vec, dtype=np.float32).ravel())
-        q_t = torch.from_numpy(q.astype(self.dense_dtype))
-        matrix = torch.from_numpy(self._vecs[:n])
-        allowed_rows = np.flatnonzero(mask)
-        if allowed_rows.size * 4 < n:
-            sub = matrix.index_select(0, torch.from_numpy(allowed_rows))
-            scores[allowed_rows] = (sub @ q_t).float().numpy()
-        else:
-            full = (matrix @ q_t).float().numpy()
-            scores[mask] = full[mask]
+        q = unit_rows(np.asarray(query_vec, dtype=np.float32).ravel()).astype(self.dense_dtype)
+        nb = self.base_rows
+        if self._base is not None:
+            dense_segment(self._base.vecs, q, mask[:nb], scores[:nb])
+        dense_segment(self._vecs[: n - nb], q, mask[nb:n], scores[nb:n])
         return scores
 
     # -- search -------------------------------------------------------------------------------
@@ -540,56 +571,90 @@ class HybridIndex:
             return []
         return self._single(self._dense_scores(self.vector(passage_id), mask), top_k, "dense")
 
-    # -- persistence ----------------------------------------------------------------------
+    # -- persistence (arrays; files in nlp.index_files) -----------------------------------
 
     @_locked
-    def save(self, path: str | Path) -> None:
-        """Write a compact .npz snapshot (a cache: the database remains the source of truth)."""
-        self._refresh(compact=True)
-        chunk = self._all_postings()
-        vocab = sorted(self._vocab, key=self._vocab.__getitem__)
-        np.savez(
-            Path(path),
-            ids=self._ids[: self._n_rows],
-            vecs=self._vecs[: self._n_rows],
-            doc_len=self._doc_len[: self._n_rows],
-            rows=chunk.rows,
-            terms=chunk.terms,
-            tfs=chunk.tfs,
-            vocab=np.asarray(vocab, dtype=np.str_),
-            params=np.asarray([self.k1, self.b, self._dim or 0], dtype=np.float64),
-            dense_dtype=np.asarray(self.dense_dtype.name),
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything the index holds as flat arrays, removed rows dropped.
+
+        ``vecs`` (n × dim, the dense dtype), ``ids``, ``doc_len``, the BM25 term matrix as CSC
+        arrays ``tf_data``/``tf_indices``/``tf_indptr`` (one column per term), ``vocab`` (the
+        terms in column order, UTF-8, NUL-separated: a fixed-width string array would be as
+        wide as the longest term) and ``params`` (k1, b, dim). :meth:`from_arrays` reads them
+        back without copying the big ones, so they can be memory maps.
+        """
+        self._refresh()
+        n, nb = self._n_rows, self.base_rows
+        keep = np.flatnonzero(self._alive[:n])
+        new_row = np.full(n, -1, dtype=np.int64)
+        new_row[keep] = np.arange(keep.size)
+        p = self._all_postings(with_base=True)
+        live = new_row[p.rows] >= 0
+        n_terms = max(len(self._vocab), 1)
+        tf = sparse.csc_matrix(
+            (p.tfs[live], (new_row[p.rows[live]], p.terms[live])), shape=(keep.size, n_terms)
         )
+        parts = [self._vecs[keep[keep >= nb] - nb]]
+        if self._base is not None:
+            parts.insert(0, np.asarray(self._base.vecs[keep[keep < nb]]))
+        vocab = sorted(self._vocab, key=self._vocab.__getitem__)
+        return {
+            "ids": self._ids[keep].astype(np.int64),
+            "vecs": np.concatenate(parts).astype(self.dense_dtype, copy=False),
+            "doc_len": self._doc_len[keep].astype(np.float32),
+            "tf_data": tf.data.astype(np.float32, copy=False),
+            "tf_indices": tf.indices,
+            "tf_indptr": tf.indptr.astype(tf.indices.dtype, copy=False),
+            "vocab": np.frombuffer("\0".join(vocab).encode(), dtype=np.uint8),
+            "params": np.asarray([self.k1, self.b, self._dim or 0], dtype=np.float64),
+        }
 
     @classmethod
-    def load(cls, path: str | Path) -> HybridIndex:
-        """Read a snapshot written by :meth:`save`."""
-        with np.load(Path(path), allow_pickle=False) as data:
-            k1, b, dim = data["params"].tolist()
-            dtype = str(data["dense_dtype"])
-            index = cls(int(dim) or None, k1=k1, b=b, dense_dtype=dtype)  # type: ignore[arg-type]
-            n = int(data["ids"].shape[0])
-            index._vecs = data["vecs"].astype(dtype).reshape(n, int(dim))
-            index._ids = data["ids"].astype(np.int64)
-            index._doc_len = data["doc_len"].astype(np.float32)
-            index._alive = np.ones(n, dtype=bool)
-            index._n_rows = n
-            index._row_of = {int(pid): row for row, pid in enumerate(index._ids.tolist())}
-            index._vocab = {str(tok): i for i, tok in enumerate(data["vocab"].tolist())}
-            index._chunks = [
-                _Postings(
-                    data["rows"].astype(np.int32),
-                    data["terms"].astype(np.int32),
-                    data["tfs"].astype(np.float32),
-                )
-            ]
-        index._postings_dirty = True
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> HybridIndex:
+        """An index over arrays from :meth:`to_arrays`, kept as they are (memory maps stay
+        mapped and shared); passages added afterwards go to an in-memory delta.
+
+        Raises ValueError when the arrays do not fit together (a truncated or damaged file).
+        """
+        k1, b, dim = (float(v) for v in np.asarray(arrays["params"]).tolist())
+        vecs, ids = arrays["vecs"], arrays["ids"]
+        n = int(ids.shape[0])
+        text = bytes(np.asarray(arrays["vocab"], dtype=np.uint8)).decode()
+        vocab = text.split("\0") if text else []
+        indptr, indices, data = arrays["tf_indptr"], arrays["tf_indices"], arrays["tf_data"]
+        n_terms = max(len(vocab), 1)
+        problems = [
+            vecs.ndim != 2 or vecs.shape != (n, int(dim)),
+            arrays["doc_len"].shape != (n,) or ids.ndim != 1,
+            indptr.shape != (n_terms + 1,) or indices.shape != data.shape,
+            int(indptr[0]) != 0 or int(indptr[-1]) != indices.shape[0],
+            bool(indices.size) and not 0 <= int(indices.min()) <= int(indices.max()) < n,
+            vecs.dtype.name not in ("float16", "float32"),
+        ]
+        if any(problems):
+            raise ValueError("index arrays do not fit together (damaged or truncated)")
+        index = cls(int(dim) or None, k1=k1, b=b, dense_dtype=vecs.dtype.name)  # type: ignore[arg-type]
+        tf = sparse.csc_matrix((data, indices, indptr), shape=(n, n_terms), copy=False)
+        index._base = Base(vecs, tf)
+        index._vecs = np.empty((0, int(dim)), dtype=vecs.dtype)
+        # Small per-row arrays are copied: they grow when passages are added.
+        index._ids = np.array(ids, dtype=np.int64)
+        index._doc_len = np.array(arrays["doc_len"], dtype=np.float32)
+        index._alive = np.ones(n, dtype=bool)
+        index._n_rows = n
+        index._row_of = {int(pid): row for row, pid in enumerate(index._ids.tolist())}
+        if len(index._row_of) != n:
+            raise ValueError("index arrays repeat a passage id (damaged)")
+        index._vocab = {term: i for i, term in enumerate(vocab)}
         index._touch()
         return index
 
+    def save(self, path: str | Path) -> None:
+        """Write a compact .npz snapshot (a cache: the database remains the source of truth)."""
+        np.savez(Path(path), **self.to_arrays())
 
-def _grow(arr: np.ndarray, rows: int) -> np.ndarray:
-    """Copy ``arr`` into a larger zeroed array with ``rows`` rows (same trailing shape)."""
-    out = np.zeros((rows, *arr.shape[1:]), dtype=arr.dtype)
-    out[: arr.shape[0]] = arr
-    return out
+    @classmethod
+    def load(cls, path: str | Path) -> HybridIndex:
+        """Read a snapshot written by :meth:`save` (into memory)."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            return cls.from_arrays({key: data[key] for key in data.files})

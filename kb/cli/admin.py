@@ -174,7 +174,8 @@ def serve(
             min=1,
             max=16,
             help="Worker processes (one per core serves more users at once; each loads the "
-            "search model and index, ~0.5 GB; login rate limits are per worker).",
+            "search model, ~0.35 GB, and maps the shared index files; login rate limits are "
+            "per worker).",
         ),
     ] = 1,
     worker: Annotated[

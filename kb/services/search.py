@@ -1,10 +1,11 @@
 """Search prior learning: hybrid BM25 + dense ranking under access control and filters.
 
-The database is the source of truth; the in-memory ``HybridIndex`` is a cache that loads
-lazily, catches up incrementally with passages added or removed since (a cheap fingerprint
-query tells), and can always be rebuilt. Access control and filters become an allow-set of
-passage ids computed in SQL *before* ranking, so a review the user may not see never
-contributes a hit, a snippet, a count or even a score.
+The database is the source of truth; the ``HybridIndex`` is a cache that loads lazily (from
+the machine's shared index files, kb/services/search_index.py), catches up incrementally with
+passages added or removed since (a cheap fingerprint query tells), and can always be rebuilt.
+Access control and filters become an allow-set of passage ids computed in SQL *before*
+ranking, so a review the user may not see never contributes a hit, a snippet, a count or even
+a score.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import case
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
+from kb.config import get_settings
 from kb.models import (
     AgeBand,
     Case,
@@ -37,6 +39,7 @@ from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.embedding import embedder_for, from_bytes, reembed_stale
 from kb.services.reviews import NotFound
 from kb.services.search_hit import SearchHit
+from kb.services.search_index import IndexFiles, Loaded, database_token, load_shared
 from kb.services.search_learning import (
     LEARNING_POOL,
     ORDERS,
@@ -120,11 +123,16 @@ class SearchFilters:
 
 
 class IndexCache:
-    """One ``HybridIndex`` per database, kept in step with the passages table."""
+    """One ``HybridIndex`` per database, kept in step with the passages table.
+
+    With KB_INDEX_FILES (the default) the index's base is the machine's shared, memory-mapped
+    generation (kb/services/search_index.py) and this worker holds only the passages changed
+    since; otherwise the whole index lives in this worker's memory.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._indexes: dict[str, tuple[HybridIndex, tuple[int, int, int], str]] = {}
+        self._indexes: dict[str, tuple[Loaded, tuple[int, int, int], str]] = {}
         self._checked: dict[str, Hashable] = {}  # data fingerprint at the last check
 
     def clear(self) -> None:
@@ -147,37 +155,63 @@ class IndexCache:
         holder waits for a connection, and requests fail with pool timeouts.
         """
         key = engine.url.render_as_string(hide_password=False)
+        model_id = embedder.model_id
         with self._lock:
             cached = self._indexes.get(key)
             if (
-                data is not None
-                and cached
-                and cached[2] == embedder.model_id
+                cached
+                and cached[2] == model_id
+                and data is not None
                 and self._checked.get(key) == data
             ):
                 # Nothing changed since the last full check (``data`` is the caller's
                 # ``data_fingerprint``): skip the scan of every passage (~35 ms).
-                return cached[0]
+                return cached[0].index
             with _reader(engine, session) as reader:
-                stale, fingerprint = _state(reader, embedder.model_id)
+                stale, fingerprint = _state(reader, model_id)
             if stale:
                 reembed_stale(engine, embedder=embedder)
             with _reader(engine, session) as reader:
                 if stale:
-                    fingerprint = _state(reader, embedder.model_id)[1]
-                if cached and cached[1] == fingerprint and cached[2] == embedder.model_id:
+                    fingerprint = _state(reader, model_id)[1]
+                if cached and cached[1] == fingerprint and cached[2] == model_id:
                     if data is not None and not stale:
                         self._checked[key] = data
-                    return cached[0]
-                index = cached[0] if cached and cached[2] == embedder.model_id else HybridIndex()
-                _sync(reader, index, embedder.model_id)
-            self._indexes[key] = (index, fingerprint, embedder.model_id)
+                    return cached[0].index
+                previous = cached[0] if cached and cached[2] == model_id else None
+                loaded = _load(engine, reader, model_id, fingerprint, previous)
+            self._indexes[key] = (loaded, fingerprint, model_id)
             if data is not None:
                 self._checked[key] = data
-            return index
+            return loaded.index
 
 
 INDEXES = IndexCache()
+
+
+def _load(
+    engine: Engine,
+    session: Session,
+    model_id: str,
+    fingerprint: tuple[int, int, int],
+    previous: Loaded | None,
+) -> Loaded:
+    """The index in step with the database: from the shared files when they are on."""
+
+    def sync(reader: Session, index: HybridIndex) -> None:
+        _sync(reader, index, model_id)
+
+    files = IndexFiles.for_engine(get_settings(), engine)
+    if files is None:
+        index = previous.index if previous is not None else HybridIndex()
+        sync(session, index)
+        return Loaded(index, None)
+    meta = {
+        "model": model_id,
+        "database": database_token(session),
+        "passages": list(fingerprint),
+    }
+    return load_shared(files, session, meta=meta, cached=previous, sync=sync)
 
 
 @contextmanager
