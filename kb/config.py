@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(
         default=3, description="Uploads one user may have waiting or running at once."
     )
+    ingest_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How much kb worker and kb ingest lower their CPU priority (nice "
+        "increment; 0 = unchanged), so ingesting never starves the web server of CPU.",
+    )
     secret_key: str | None = Field(
         default=None, description="Signs sessions; default a random key kept in KB_HOME."
     )

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from kb.cli.common import console, fail, print_json, ready_engine
+from kb.cli.common import console, fail, lower_priority, print_json, ready_engine
 from kb.config import get_settings
 from kb.db import session_scope
 from kb.models import Role
@@ -291,11 +291,11 @@ def worker(
     LOCKED), and a dead worker's job is taken over after its lease."""
     import threading
 
-    from kb.config import get_settings
+    settings = get_settings()
+    lower_priority(settings.ingest_nice)  # before the models start their thread pools
     from kb.services import jobs
 
     engine = ready_engine()
-    settings = get_settings()
     if once:
         ran = jobs.run_pending(engine, settings=settings)
         console.print(f"ran {ran} job(s)", highlight=False)

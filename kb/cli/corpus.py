@@ -10,7 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from corpus.metadata import ManifestError, load_manifest
-from kb.cli.common import console, fail, print_json, progress_bar, ready_engine, shown
+from kb.cli.common import (
+    console,
+    fail,
+    lower_priority,
+    print_json,
+    progress_bar,
+    ready_engine,
+    shown,
+)
 from kb.config import get_settings
 from kb.db import session_scope
 from kb.models import ReviewStatus, ReviewType, Role
@@ -55,6 +63,7 @@ def ingest(
     json_: JsonFlag = False,
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text); exits 1 if any file failed."""
+    lower_priority(get_settings().ingest_nice)  # a server on this machine keeps its CPU
     principal = _ingesting_principal(as_user)
     if principal.role == Role.PANEL:  # a panel member's documents are their partnership's
         with session_scope(ready_engine()) as session:
