@@ -319,6 +319,31 @@ def check_document(home: Path, path: Path) -> dict[str, Any]:
     }
 
 
+def audit_lines(home: Path, since: Any) -> int:
+    """Audit lines of search hits on restricted reviews written since ``since`` (the panel
+    members' searches): proof that the reads wrote, and that nothing was lost."""
+    os.environ["KB_HOME"] = str(home)
+    from sqlmodel import Session, col, func, select
+
+    from kb import db as kb_db
+    from kb.config import get_settings
+    from kb.models import AuditEvent
+
+    get_settings.cache_clear()
+    kb_db.get_engine.cache_clear()
+    engine = kb_db.get_engine()
+    with Session(engine) as session:
+        count = session.exec(
+            select(func.count(col(AuditEvent.id))).where(
+                AuditEvent.action == "review.view",
+                col(AuditEvent.at) >= since,
+                col(AuditEvent.detail).contains("web-search"),
+            )
+        ).one()
+    engine.dispose()
+    return int(count)
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -477,12 +502,16 @@ def main(argv: list[str] | None = None) -> int:
         server = load.start_server(home, port, args.workers)
         load.wait_ready(base, server)
         asyncio.run(load._warm(base, built["logins"]["admin"], args.workers))
+        from kb.models import utcnow
+
+        since = utcnow()
         run, up, term = asyncio.run(run_phases(base, home, built["logins"], docs, args))
         print(f"load average after: {Path('/proc/loadavg').read_text().strip()}", flush=True)
     finally:
         if server is not None:
             load.stop_server(server)
     checks = [check_document(home, docs[0]), check_document(home, docs[1])]
+    print(f"audit lines of restricted search hits during the run: {audit_lines(home, since)}")
     table = summarise(run)
     print_table(table)
     ok = report(run, table, up, term, checks)

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="How much kb worker and kb ingest lower their CPU priority (nice "
         "increment; 0 = unchanged), so ingesting never starves the web server of CPU.",
     )
+    ingest_lock_wait: float = Field(
+        default=600.0,
+        description="Seconds kb ingest and kb worker wait for the database's write lock "
+        "(another document being stored) before a file fails.",
+    )
     secret_key: str | None = Field(
         default=None, description="Signs sessions; default a random key kept in KB_HOME."
     )

@@ -85,7 +85,8 @@ def test_lowering_is_idempotent_covers_running_threads_and_never_raises(tmp_path
         lower = lower_priority(start + 1)
         zero = lower_priority(0)
         tasks = [int(t.name) for t in os.scandir("/proc/self/task")]
-        print(start, first, second, lower, zero, *[os.getpriority(os.PRIO_PROCESS, t) for t in tasks])
+        niceness = [os.getpriority(os.PRIO_PROCESS, t) for t in tasks]
+        print(start, first, second, lower, zero, *niceness)
         """
     )
     done = subprocess.run(
@@ -120,3 +121,81 @@ def test_kb_ingest_lowers_its_priority_to_the_setting(
     result = CliRunner().invoke(app, ["ingest", str(document), "--json", "--no-tag"])
     assert result.exit_code == 0, result.output
     assert asked == [13]
+
+
+def test_an_ingest_waits_for_a_write_lock_a_web_request_gives_up_on(
+    kb_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer holds the lock 1.5 s: with KB_DB_BUSY_TIMEOUT 0.3 s a plain connection
+    fails busy; one given the ingest's longer wait stores its row once the lock is free."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    from kb import db as kb_db
+    from kb.config import get_settings
+
+    monkeypatch.setenv("KB_DB_BUSY_TIMEOUT", "0.3")
+    get_settings.cache_clear()
+    kb_db.get_engine.cache_clear()
+    engine = kb_db.get_engine()
+    kb_db.init_db(engine)
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single writer; PostgreSQL locks rows, not the database")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (x INTEGER)"))
+    holder = create_engine(engine.url, connect_args={"check_same_thread": False})
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(10)
+            conn.exec_driver_sql("COMMIT")
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    locked.wait(10)
+    try:
+        with pytest.raises(Exception) as refused, engine.begin() as conn:
+            conn.execute(text("INSERT INTO probe VALUES (1)"))
+        assert kb_db.is_busy_error(refused.value)
+        patient = kb_db.wait_longer_for_locks(engine, 30)
+        threading.Timer(1.5, release.set).start()
+        began = time.monotonic()
+        with patient.begin() as conn:
+            conn.execute(text("INSERT INTO probe VALUES (2)"))
+        assert time.monotonic() - began >= 1.0
+    finally:
+        release.set()
+        thread.join(10)
+        holder.dispose()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT x FROM probe")).scalars().all() == [2]
+
+
+def test_kb_ingest_and_kb_worker_wait_longer_for_locks(
+    kb_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kb.cli import admin as admin_cli
+    from kb.cli import app
+    from kb.cli import corpus as corpus_cli
+    from kb.config import get_settings
+
+    asked: list[float] = []
+
+    def record(engine, seconds):  # type: ignore[no-untyped-def]
+        asked.append(seconds)
+        return engine
+
+    monkeypatch.setattr(corpus_cli, "wait_longer_for_locks", record)
+    monkeypatch.setattr(admin_cli, "wait_longer_for_locks", record)
+    monkeypatch.setenv("KB_INGEST_LOCK_WAIT", "42")
+    monkeypatch.setenv("KB_EMBED_ON_INGEST", "false")
+    get_settings.cache_clear()
+    document = tmp_path / "child-r.md"
+    document.write_text("# Learning review: Child R\n\n## Findings\n\nThe school was not told.\n")
+    assert CliRunner().invoke(app, ["ingest", str(document), "--json", "--no-tag"]).exit_code == 0
+    assert CliRunner().invoke(app, ["worker", "--once"]).exit_code == 0
+    assert asked == [42.0, 42.0]

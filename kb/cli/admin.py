@@ -22,7 +22,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb.cli.common import console, fail, lower_priority, print_json, ready_engine
 from kb.config import get_settings
-from kb.db import session_scope
+from kb.db import session_scope, wait_longer_for_locks
 from kb.models import Role
 from kb.services.access import Principal
 from kb.services.users import (
@@ -295,7 +295,7 @@ def worker(
     lower_priority(settings.ingest_nice)  # before the models start their thread pools
     from kb.services import jobs
 
-    engine = ready_engine()
+    engine = wait_longer_for_locks(ready_engine(), settings.ingest_lock_wait)
     if once:
         ran = jobs.run_pending(engine, settings=settings)
         console.print(f"ran {ran} job(s)", highlight=False)

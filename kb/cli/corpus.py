@@ -20,7 +20,7 @@ from kb.cli.common import (
     shown,
 )
 from kb.config import get_settings
-from kb.db import session_scope
+from kb.db import session_scope, wait_longer_for_locks
 from kb.models import ReviewStatus, ReviewType, Role
 from kb.services.access import Principal
 from kb.services.analysis import passage_hook
@@ -63,7 +63,10 @@ def ingest(
     json_: JsonFlag = False,
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text); exits 1 if any file failed."""
-    lower_priority(get_settings().ingest_nice)  # a server on this machine keeps its CPU
+    settings = get_settings()
+    lower_priority(settings.ingest_nice)  # a server on this machine keeps its CPU
+    # A document being stored by a web upload's job makes this one wait, not fail.
+    wait_longer_for_locks(ready_engine(), settings.ingest_lock_wait)
     principal = _ingesting_principal(as_user)
     if principal.role == Role.PANEL:  # a panel member's documents are their partnership's
         with session_scope(ready_engine()) as session:
