@@ -1,126 +1,99 @@
-"""Ingest runs below the web server's CPU priority (KB_INGEST_NICE): ``kb worker`` (also the
-one ``kb serve`` starts) and a terminal ``kb ingest`` lower the niceness of every thread they
-have, never raise it, and do it once however often they are asked.
+"""Ingest never starves the web server: its analysis (tagging, embedding) runs in a thread at
+CPU niceness KB_INGEST_NICE while the caller, which then holds the database's write lock,
+keeps its priority; and ``kb ingest`` / ``kb worker`` wait KB_INGEST_LOCK_WAIT for that lock
+instead of failing when another document is being stored.
 
-Processes are started for real: a niceness cannot be raised back without privileges, so
-lowering the test process's own would slow every later test.
+Niceness is only ever lowered in threads the tests start: a priority cannot be raised back
+without privileges, so lowering the test process's own would slow every later test.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _thread_niceness(pid: int) -> list[int]:
-    """The niceness of each thread of ``pid`` (field 19 of /proc/PID/task/TID/stat)."""
-    values = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread has just ended
-            continue
-        values.append(int(stat.rsplit(")", 1)[1].split()[16]))
-    return values
-
-
-def _env(tmp_path: Path, nice: int) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KB_HOME": str(tmp_path / "home")}
-    env.update({"KB_INGEST_NICE": str(nice), "HF_HUB_OFFLINE": "1"})
-    env["KB_DATABASE_URL"] = f"sqlite:///{tmp_path / 'kb.sqlite3'}"
-    return env
-
+from kb.services.analysis import PassageAnalysis, lower_this_thread
 
 pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/task").is_dir(), reason="per-thread niceness is read from Linux /proc"
+    not hasattr(os, "getpriority") or not Path("/proc/self/task").is_dir(),
+    reason="per-thread niceness (Linux)",
 )
 
 
-def test_kb_worker_lowers_the_priority_of_all_its_threads(tmp_path: Path) -> None:
-    target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 6)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "kb", "worker", "--poll", "0.2"],
-        cwd=ROOT,
-        env=_env(tmp_path, target),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        seen: list[int] = []
-        while time.monotonic() < deadline and worker.poll() is None:
-            seen = _thread_niceness(worker.pid)
-            # Running its loop (the database made, jobs polled): more than the main thread.
-            if (tmp_path / "kb.sqlite3").exists() and seen and min(seen) == target:
-                break
-            time.sleep(0.2)
-        assert worker.poll() is None, worker.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == target
-        assert seen and all(value == target for value in seen)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
-def test_lowering_is_idempotent_covers_running_threads_and_never_raises(tmp_path: Path) -> None:
-    script = textwrap.dedent(
-        """
-        import os, threading, time
-        from kb.cli.common import lower_priority
-        ready = threading.Event()
-        threading.Thread(target=lambda: (ready.set(), time.sleep(5)), daemon=True).start()
-        ready.wait()
-        start = os.getpriority(os.PRIO_PROCESS, 0)
-        first = lower_priority(start + 4)
-        second = lower_priority(start + 4)
-        lower = lower_priority(start + 1)
-        zero = lower_priority(0)
-        tasks = [int(t.name) for t in os.scandir("/proc/self/task")]
-        niceness = [os.getpriority(os.PRIO_PROCESS, t) for t in tasks]
-        print(start, first, second, lower, zero, *niceness)
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=_env(tmp_path, 0),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    start, first, second, lower, zero, *threads = map(int, done.stdout.split())
-    target = min(19, start + 4)
-    assert (first, second, lower, zero) == (target, target, target, target)
-    assert len(threads) >= 2 and set(threads) == {target}
+class RecordingTagger:
+    """A tagger that notes the niceness and thread it ran in (and can fail)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.seen: list[tuple[int, int]] = []
+        self.fail = fail
+
+    def tag_many(self, texts: list[str]) -> list[list[object]]:
+        self.seen.append((_niceness(), threading.get_native_id()))
+        if self.fail:
+            raise ValueError("the tagger broke on purpose")
+        return [[] for _ in texts]
 
 
-def test_kb_ingest_lowers_its_priority_to_the_setting(
-    kb_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_analysis_runs_at_ingest_niceness_and_the_caller_keeps_its_own() -> None:
+    before = _niceness()
+    target = min(19, before + 5)
+    tagger = RecordingTagger()
+    analysis = PassageAnalysis(tagger, None, niceness=target)  # type: ignore[arg-type]
+    analysis.prepare(["The GP was not told.", "The school was not told."])
+    [(niceness, thread)] = tagger.seen
+    assert niceness == target and thread != threading.get_native_id()
+    assert _niceness() == before  # the caller goes on to the write transaction at its own
+    assert set(analysis._prepared) == {"The GP was not told.", "The school was not told."}
+
+
+def test_analysis_at_niceness_zero_runs_in_the_callers_thread() -> None:
+    tagger = RecordingTagger()
+    PassageAnalysis(tagger, None, niceness=0).prepare(["a passage"])  # type: ignore[arg-type]
+    assert tagger.seen == [(_niceness(), threading.get_native_id())]
+
+
+def test_a_failure_in_the_analysis_thread_reaches_the_caller() -> None:
+    analysis = PassageAnalysis(RecordingTagger(fail=True), None, niceness=19)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="broke on purpose"):
+        analysis.prepare(["a passage"])
+
+
+def test_lowering_a_thread_is_idempotent_and_never_raises_its_priority() -> None:
+    results: list[int] = []
+
+    def run() -> None:
+        start = _niceness()
+        target = min(19, start + 4)
+        results.extend(
+            [target, lower_this_thread(target), lower_this_thread(target)]
+            + [lower_this_thread(start), lower_this_thread(0), _niceness()]
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    target, *seen = results
+    assert seen == [target] * 5
+
+
+def test_the_ingest_hook_takes_kb_ingest_nice(
+    kb_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kb.cli import app
-    from kb.cli import corpus as corpus_cli
     from kb.config import get_settings
+    from kb.services.analysis import passage_hook
 
-    asked: list[int] = []
-    monkeypatch.setattr(corpus_cli, "lower_priority", asked.append)
     monkeypatch.setenv("KB_INGEST_NICE", "13")
-    monkeypatch.setenv("KB_EMBED_ON_INGEST", "false")
     get_settings.cache_clear()
-    document = tmp_path / "child-q.md"
-    document.write_text("# Learning review: Child Q\n\n## Findings\n\nThe GP was not told.\n")
-    result = CliRunner().invoke(app, ["ingest", str(document), "--json", "--no-tag"])
-    assert result.exit_code == 0, result.output
-    assert asked == [13]
+    assert passage_hook(get_settings(), embed=False).niceness == 13
 
 
 def test_an_ingest_waits_for_a_write_lock_a_web_request_gives_up_on(

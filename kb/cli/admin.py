@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from kb.cli.common import console, fail, lower_priority, print_json, ready_engine
+from kb.cli.common import console, fail, print_json, ready_engine
 from kb.config import get_settings
 from kb.db import session_scope, wait_longer_for_locks
 from kb.models import Role
@@ -291,10 +291,9 @@ def worker(
     LOCKED), and a dead worker's job is taken over after its lease."""
     import threading
 
-    settings = get_settings()
-    lower_priority(settings.ingest_nice)  # before the models start their thread pools
     from kb.services import jobs
 
+    settings = get_settings()
     engine = wait_longer_for_locks(ready_engine(), settings.ingest_lock_wait)
     if once:
         ran = jobs.run_pending(engine, settings=settings)

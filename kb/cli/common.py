@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,34 +49,6 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return the Exit to raise."""
     console.print(f"[red]error:[/red] {shown(message)}", highlight=False, markup=True)
     return typer.Exit(code)
-
-
-def lower_priority(niceness: int) -> int:
-    """Run this process at CPU niceness ``niceness`` at least (KB_INGEST_NICE); the niceness now.
-
-    Why: ingesting is CPU-bound for minutes (segmenting, tagging, embedding on every core).
-    Next to ``kb serve`` on the same machine, a ``kb worker`` or a terminal ``kb ingest`` at the
-    same priority took half the CPU from the server, and searches waited seconds; at a lower
-    priority the ingest gets what the server leaves over, and takes no longer on an idle
-    machine. On Linux a niceness belongs to each thread, so every thread already started
-    (libraries start thread pools on import) is lowered too. Never raises priority (that needs
-    privileges); idempotent, so running two commands in one process does not add up.
-    """
-    if not hasattr(os, "getpriority"):  # pragma: no cover - not on POSIX
-        return 0
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    target = min(19, niceness)
-    if target <= current:
-        return current
-    tasks = Path("/proc/self/task")
-    threads = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
-    for thread in threads:
-        try:
-            if os.getpriority(os.PRIO_PROCESS, thread) < target:
-                os.setpriority(os.PRIO_PROCESS, thread, target)
-        except OSError:  # a thread that has just ended, or a platform that refuses
-            continue
-    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def ready_engine() -> Engine:

@@ -13,7 +13,6 @@ from corpus.metadata import ManifestError, load_manifest
 from kb.cli.common import (
     console,
     fail,
-    lower_priority,
     print_json,
     progress_bar,
     ready_engine,
@@ -64,7 +63,6 @@ def ingest(
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text); exits 1 if any file failed."""
     settings = get_settings()
-    lower_priority(settings.ingest_nice)  # a server on this machine keeps its CPU
     # A document being stored by a web upload's job makes this one wait, not fail.
     wait_longer_for_locks(ready_engine(), settings.ingest_lock_wait)
     principal = _ingesting_principal(as_user)
