@@ -172,3 +172,18 @@ def test_kb_ingest_and_kb_worker_wait_longer_for_locks(
     assert CliRunner().invoke(app, ["ingest", str(document), "--json", "--no-tag"]).exit_code == 0
     assert CliRunner().invoke(app, ["worker", "--once"]).exit_code == 0
     assert asked == [42.0, 42.0]
+
+
+def test_the_longer_wait_applies_to_every_new_connection(kb_env: Path) -> None:
+    from sqlalchemy import text
+
+    from kb import db as kb_db
+
+    engine = kb_db.get_engine()
+    kb_db.init_db(engine)
+    kb_db.wait_longer_for_locks(engine, 7)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 7000
+        else:
+            assert conn.execute(text("SHOW lock_timeout")).scalar() == "7s"
