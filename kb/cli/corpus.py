@@ -10,14 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from corpus.metadata import ManifestError, load_manifest
-from kb.cli.common import (
-    console,
-    fail,
-    print_json,
-    progress_bar,
-    ready_engine,
-    shown,
-)
+from kb.cli.common import console, fail, print_json, progress_bar, ready_engine, shown
 from kb.config import get_settings
 from kb.db import session_scope, wait_longer_for_locks
 from kb.models import ReviewStatus, ReviewType, Role
