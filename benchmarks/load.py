@@ -276,7 +276,7 @@ def start_server(home: Path, port: int, workers: int = 1) -> subprocess.Popen[by
     )
 
 
-def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:

@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(
         default=3, description="Uploads one user may have waiting or running at once."
     )
+    ingest_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How much kb worker and kb ingest lower their CPU priority (nice "
+        "increment; 0 = unchanged), so ingesting never starves the web server of CPU.",
+    )
+    ingest_lock_wait: float = Field(
+        default=600.0,
+        description="Seconds kb ingest and kb worker wait for the database's write lock "
+        "(another document being stored) before a file fails.",
+    )
     secret_key: str | None = Field(
         default=None, description="Signs sessions; default a random key kept in KB_HOME."
     )

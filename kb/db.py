@@ -54,6 +54,31 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def wait_longer_for_locks(engine: Engine, seconds: float) -> Engine:
+    """Let every connection of ``engine`` wait up to ``seconds`` for a lock (KB_INGEST_LOCK_WAIT).
+
+    Why: a web request should give up quickly (KB_DB_BUSY_TIMEOUT, then a 503 the user can
+    retry), but an ingest has nobody waiting on it and minutes of analysis behind it. With the
+    web's timeout, two documents stored at the same moment (a web upload's job and a terminal
+    ``kb ingest``) made the second fail with "database is locked" whenever the first one's
+    write took longer than that on a busy machine. Connections already pooled are closed so
+    that every later one gets the longer wait.
+    """
+    ms = int(max(0.1, seconds) * 1000)
+    sqlite = engine.dialect.name == "sqlite"
+
+    def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {ms}" if sqlite else f"SET lock_timeout = {ms}")
+        cursor.close()
+        if not sqlite:
+            dbapi_connection.commit()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()
+    return engine
+
+
 #: SQLite's and PostgreSQL's ways of saying "someone else holds the lock, try later".
 _BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
 _BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01"})  # lock timeout, serialization, deadlock

@@ -62,6 +62,8 @@ def kb_env(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("KB_HOME", str(home))
     monkeypatch.setenv("KB_DATABASE_URL", db_url)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # `kb ingest` run in-process (CliRunner) would lower the test process's own priority.
+    monkeypatch.setenv("KB_INGEST_NICE", "0")
     get_settings.cache_clear()
     kb_db.get_engine.cache_clear()
     yield home

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb.cli.common import console, fail, print_json, ready_engine
 from kb.config import get_settings
-from kb.db import session_scope
+from kb.db import session_scope, wait_longer_for_locks
 from kb.models import Role
 from kb.services.access import Principal
 from kb.services.users import (
@@ -292,11 +292,10 @@ def worker(
     LOCKED), and a dead worker's job is taken over after its lease."""
     import threading
 
-    from kb.config import get_settings
     from kb.services import jobs
 
-    engine = ready_engine()
     settings = get_settings()
+    engine = wait_longer_for_locks(ready_engine(), settings.ingest_lock_wait)
     if once:
         ran = jobs.run_pending(engine, settings=settings)
         console.print(f"ran {ran} job(s)", highlight=False)

@@ -12,7 +12,7 @@ from rich.table import Table
 from corpus.metadata import ManifestError, load_manifest
 from kb.cli.common import console, fail, print_json, progress_bar, ready_engine, shown
 from kb.config import get_settings
-from kb.db import session_scope
+from kb.db import session_scope, wait_longer_for_locks
 from kb.models import ReviewStatus, ReviewType, Role
 from kb.services.access import Principal
 from kb.services.analysis import passage_hook
@@ -55,6 +55,9 @@ def ingest(
     json_: JsonFlag = False,
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text); exits 1 if any file failed."""
+    settings = get_settings()
+    # A document being stored by a web upload's job makes this one wait, not fail.
+    wait_longer_for_locks(ready_engine(), settings.ingest_lock_wait)
     principal = _ingesting_principal(as_user)
     if principal.role == Role.PANEL:  # a panel member's documents are their partnership's
         with session_scope(ready_engine()) as session:

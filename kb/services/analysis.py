@@ -14,6 +14,13 @@ Why ``begin`` and ``use``: embedding is the slowest step and runs on a backgroun
 ``kb ingest`` can read, segment and tag the next document while this one is embedded
 (kb/services/ingest.py ``ingest_paths``); ``use`` then hands one document's finished analysis
 to its own short write.
+
+Why at a lower priority: with ``niceness`` (KB_INGEST_NICE) tagging runs in a thread of its own
+at that CPU niceness, and the embedding thread lowers itself the same way, so on the server's
+machine a web search takes the CPU first and the ingest gets what is left. Only those threads
+(and the threads they start: the embedding pool) are lowered, never the caller's: the document's
+write transaction that follows holds the database's write lock, and at a low priority on a busy
+machine it held it for minutes while every web write waited (and answered 503).
 """
 
 from __future__ import annotations
@@ -63,9 +70,10 @@ class Preparation:
 class PassageAnalysis:
     """A ``PassageHook`` with a ``prepare`` step that does the heavy work out of the lock."""
 
-    def __init__(self, tagger: Tagger, embedder: Embedder | None) -> None:
+    def __init__(self, tagger: Tagger, embedder: Embedder | None, niceness: int = 0) -> None:
         self.tagger = tagger
         self.embedder = embedder
+        self.niceness = niceness
         self._prepared: dict[str, tuple[list[Any], np.ndarray | None]] = {}
         self._lock = threading.Lock()
 
@@ -91,9 +99,32 @@ class PassageAnalysis:
                     known = stored_vectors(
                         session, unique, source_name=source_name, model_id=self.embedder.model_id
                     )
-            vectors = _embedding_thread().submit(_embed_missing, self.embedder, unique, known)
-        tags = self.tagger.tag_many(unique) if unique else []
+            vectors = _embedding_thread().submit(
+                _embed_missing, self.embedder, unique, known, self.niceness
+            )
+        tags = self._tag(unique) if unique else []
         return Preparation(dict(zip(unique, tags, strict=True)), vectors)
+
+    def _tag(self, texts: list[str]) -> list[Any]:
+        """Tags of ``texts``, computed at ``niceness`` in a thread of its own when it is set."""
+        if self.niceness <= 0:
+            return self.tagger.tag_many(texts)
+        result: list[list[Any]] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                lower_this_thread(self.niceness)
+                result.append(self.tagger.tag_many(texts))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=run, name="kb-ingest-analysis", daemon=True)
+        worker.start()
+        worker.join()
+        if failure:
+            raise failure[0]
+        return result[0]
 
     def use(self, preparation: Preparation) -> None:
         """Make ``preparation`` the one the next call stores (waits for its vectors)."""
@@ -135,9 +166,12 @@ class PassageAnalysis:
 
 
 def _embed_missing(
-    embedder: Embedder, texts: list[str], known: dict[str, np.ndarray]
+    embedder: Embedder, texts: list[str], known: dict[str, np.ndarray], niceness: int = 0
 ) -> dict[str, np.ndarray]:
-    """Vectors of ``texts``: the ``known`` ones as they are, the others computed now."""
+    """Vectors of ``texts``: the ``known`` ones as they are, the others computed now (on the
+    embedding thread, lowered to ``niceness`` first; the pool threads it starts inherit it)."""
+    if niceness > 0:
+        lower_this_thread(niceness)
     missing = [text for text in texts if text not in known]
     if missing:
         known = {**known, **dict(zip(missing, embedder.encode(missing), strict=True))}
@@ -145,9 +179,29 @@ def _embed_missing(
 
 
 def passage_hook(settings: Settings, *, embed: bool | None = None) -> PassageAnalysis:
-    """Tag (and, when enabled, embed) the passages of each newly ingested document."""
+    """Tag (and, when enabled, embed) the passages of each newly ingested document, the heavy
+    part at niceness KB_INGEST_NICE."""
     tagger = get_tagger(settings)
     embedder = (
         embedder_for(settings) if (settings.embed_on_ingest if embed is None else embed) else None
     )
-    return PassageAnalysis(tagger, embedder)
+    return PassageAnalysis(tagger, embedder, niceness=settings.ingest_nice)
+
+
+def lower_this_thread(niceness: int) -> int:
+    """Run the calling thread at CPU niceness ``niceness`` at least; its niceness now.
+
+    Linux keeps a niceness per thread, and threads inherit their creator's. Never raises a
+    priority (that needs privileges), so asking twice does not add up.
+    """
+    if not hasattr(os, "getpriority"):  # pragma: no cover - not on POSIX
+        return 0
+    thread = threading.get_native_id()
+    current = os.getpriority(os.PRIO_PROCESS, thread)
+    target = min(19, niceness)
+    if target > current:
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, target)
+        except OSError:  # a platform that refuses: run at the priority we have
+            return current
+    return os.getpriority(os.PRIO_PROCESS, thread)

@@ -170,13 +170,23 @@ def tag_passages(
             tag = existing.get((passage.id, theme_id))  # type: ignore[arg-type]
             if tag is not None and tag.status != TagStatus.SUGGESTED:
                 continue
+            method, confidence = result.method, round(float(result.confidence), 4)
+            evidence = evidence_dicts(result, passage)
             if tag is None:
+                # Every field given: a default left to pydantic costs an inspect.signature()
+                # call per object (list's is parsed from text), 4x the construction time, and
+                # ingest builds thousands of these inside its write transaction.
                 tag = ThemeTag(
-                    passage_id=passage.id, review_id=passage.review_id, theme_id=theme_id
-                )  # type: ignore[arg-type]
+                    passage_id=passage.id,  # type: ignore[arg-type]
+                    review_id=passage.review_id,
+                    theme_id=theme_id,
+                    method=method,
+                    confidence=confidence,
+                    evidence=evidence,
+                )
                 session.add(tag)
-            tag.method, tag.confidence = result.method, round(float(result.confidence), 4)
-            tag.evidence = evidence_dicts(result, passage)
+            else:
+                tag.method, tag.confidence, tag.evidence = method, confidence, evidence
             suggested += 1
         passage.tagged_with = fingerprint
         session.add(passage)
