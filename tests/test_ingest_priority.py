@@ -187,3 +187,38 @@ def test_the_longer_wait_applies_to_every_new_connection(kb_env: Path) -> None:
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 7000
         else:
             assert conn.execute(text("SHOW lock_timeout")).scalar() == "7s"
+
+
+class RecordingEmbedder:
+    """An embedder that notes the niceness and thread it encoded in."""
+
+    model_id = "recording-embedder"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def encode(self, texts: list[str]) -> list[object]:
+        import numpy as np
+
+        self.seen.append((_niceness(), threading.get_native_id()))
+        return [np.ones(4, dtype=np.float32) for _ in texts]
+
+
+def test_embedding_in_the_background_runs_at_ingest_niceness_too() -> None:
+    import kb.services.analysis as analysis_module
+
+    before = _niceness()
+    target = min(19, before + 4)
+    embedder = RecordingEmbedder()
+    analysis_module._EMBEDDING = None  # a fresh embedding thread, dropped again below
+    try:
+        analysis = PassageAnalysis(RecordingTagger(), embedder, niceness=target)  # type: ignore[arg-type]
+        analysis.prepare(["The health visitor was not told.", "Nobody asked about the partner."])
+        [(niceness, thread)] = embedder.seen
+        assert niceness >= target and thread != threading.get_native_id()
+        assert _niceness() == before
+        assert all(vector is not None for _, vector in analysis._prepared.values())
+    finally:
+        if analysis_module._EMBEDDING is not None:
+            analysis_module._EMBEDDING[1].shutdown(wait=True)
+        analysis_module._EMBEDDING = None
