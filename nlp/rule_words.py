@@ -45,7 +45,15 @@ STRONG_MH = [
     "bipolar",
     "schizophrenia",
 ]
-WEAK_MH = ["depression", "anxiety", "depressed", "anxious", "antidepressant", "antidepressants"]
+WEAK_MH = [
+    "depression",
+    "anxiety",
+    "depressed",
+    "anxious",
+    "antidepressant",
+    "antidepressants",
+    "low mood",
+]
 
 VIOLENCE = words(
     "assault attack injure hit punch strangle strangulation beat kick stab slap push "

@@ -143,3 +143,10 @@ def test_incident_evidence_is_the_sentence_that_tells_it(engine: RuleEngine) -> 
     (start, end), *_ = match.evidence
     assert text[start:end].startswith("The baby girl")
     assert any("unsafe_sleep" in reason for reason in match.reasons)
+
+
+def test_low_mood_belongs_to_whoever_has_it(engine: RuleEngine) -> None:
+    parent = themes(engine, "Since the birth the mother had taken tablets for her low mood.")
+    assert "child-mental-health" not in parent and "parental-mental-health" in parent
+    child = themes(engine, "The school noticed the girl's low mood after the summer.")
+    assert "child-mental-health" in child and "parental-mental-health" not in child
