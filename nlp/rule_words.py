@@ -195,4 +195,6 @@ PEER_VIOLENCE = words(
     "headbutt headbutted strangle strangled"
 )
 FILMED = words("film filmed record recorded video videoed")
+# Filmed as evidence, not by the young people: "captured on CCTV and shared with the police".
+EVIDENCE_FILMING = words("cctv bodycam body-worn police officer camera doorbell")
 SHARED_ONLINE = words("share shared post posted upload uploaded circulate circulated send sent")

@@ -34,6 +34,7 @@ from nlp.rule_words import (
     CHILD_OWNERS,
     CLAUSE_OPENERS,
     CUT_ACTS,
+    EVIDENCE_FILMING,
     FILMED,
     FOUND_UNRESPONSIVE,
     INFANT_CONTEXT,
@@ -293,7 +294,8 @@ def _filmed_assault(doc: Doc) -> Hits:
     for i in indices_with_norm(doc, FILMED):
         norms = _sentence_norms(doc, i)
         violent = norms & (PEER_VIOLENCE | {"fight", "beating"})
-        if violent and norms & SHARED_ONLINE and not negated_before(doc, i):
+        evidence = norms & EVIDENCE_FILMING
+        if violent and norms & SHARED_ONLINE and not evidence and not negated_before(doc, i):
             hits.append((i, i + 1, "assault filmed and shared"))
     return hits
 

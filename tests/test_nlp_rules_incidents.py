@@ -117,8 +117,9 @@ def test_violence_by_other_young_people_tags_peer_violence(engine: RuleEngine, t
         "The boy hit his younger sister.",
         # negated
         "He had not been attacked by other pupils, the school said.",
-        # filmed, but not violence
+        # filmed, but not violence; or filmed as evidence
         "The school concert was filmed and shared with parents.",
+        "The assault on the boy was filmed on CCTV and shared with the police.",
     ],
 )
 def test_peer_violence_hard_negatives(engine: RuleEngine, text: str) -> None:
