@@ -45,7 +45,15 @@ STRONG_MH = [
     "bipolar",
     "schizophrenia",
 ]
-WEAK_MH = ["depression", "anxiety", "depressed", "anxious", "antidepressant", "antidepressants"]
+WEAK_MH = [
+    "depression",
+    "anxiety",
+    "depressed",
+    "anxious",
+    "antidepressant",
+    "antidepressants",
+    "low mood",
+]
 
 VIOLENCE = words(
     "assault attack injure hit punch strangle strangulation beat kick stab slap push "
@@ -111,3 +119,82 @@ NOT_A_CARER = words(
     "foster social worker professional nurse officer practitioner teacher doctor clinician"
 )
 ASSESSED = words("assess assessed check checked vet vetted")
+
+# --- incidents as notifications tell them (nlp/rules_incidents.py)
+# Unsafe sleep: a baby asleep on a sofa, or in an adult's bed, with someone.
+SLEEP_WORDS = words(
+    "sleep slept asleep sleeping nap napping doze dozed co-sleep co-slept share shared sharing "
+    "lie lay lying lain night overnight settle settled"
+)
+SLEEP_SURFACES = words("sofa settee couch armchair chair bed mattress airbed futon beanbag")
+ADULT_SURFACE_OWNERS = words("parent parents parental adult double mother father mum dad")
+BED_COMPANIONS = words(
+    "mother mum father dad parent parents carer adult adults grandmother grandparent "
+    "sibling siblings brother sister him her them he she baby infant"
+)
+FOUND_UNRESPONSIVE = ["unresponsive", "not breathing", "lifeless", "floppy and cold"]
+INFANT_WORDS = words(
+    "baby babies infant infants newborn new-born neonate neonatal"
+)  # or an age under one (rules_people.baby_age)
+SAFE_SURFACES = words("cot crib moses basket bassinet")
+
+# Self-harm acts, owned by the child unless a parent is the one who did them.
+SELF_ACTS = words(
+    "cut cutting slash slashing burn burning scratch scratching hurt hurting harm harming "
+    "injure injuring hang hanging strangle kill killing starve poison ligature"
+)
+CUT_ACTS = words("cut cutting slash slashing")
+REFLEXIVES = words("herself himself themselves themself myself yourself")
+BODY_PARTS = words("arm arms wrist wrists leg legs thigh thighs skin stomach body forearm forearms")
+POSSESSIVES = words("her his their my own")
+INGEST_VERBS = words("take took taken taking swallow swallowed swallowing ingest ingested")
+MEDICINES = words(
+    "tablet tablets pill pills paracetamol ibuprofen aspirin painkiller painkillers medication "
+    "medicine antidepressant antidepressants sertraline fluoxetine codeine"
+)
+QUANTITY_WORDS = words(
+    "quantity number amount handful lot packet packets pack packs box boxes bottle "
+    "stockpile excess excessive many"
+)
+OVERDOSE_WORDS = words("overdose overdosed overdosing")
+SUICIDE_ACTS = [
+    "end her life",
+    "end his life",
+    "end their life",
+    "end her own life",
+    "end his own life",
+    "end their own life",
+]
+OWNER_STOPS = words("that said told tell explain explained disclose disclosed he she they")
+# Conjunctions that open a new clause with its own subject ("when Jade took an overdose"), but
+# are prepositions before a noun ("admitted after two overdoses").
+CLAUSE_OPENERS = words("after before when while because since until")
+# "a parent who ended their own life": the relative pronoun's antecedent is the owner.
+RELATIVES = words("who whom which")
+INFANT_CONTEXT = words("baby infant toddler newborn")
+NEGATORS = words("not never no n't deny denied denies without")
+
+# Assaults by other young people: the agent decides ("attacked by a group of pupils").
+PEER_AGENTS = words(
+    "pupil pupils classmate classmates peer peers youth youths teenager teenagers boy boys "
+    "girl girls student students schoolmate schoolmates gang young"
+)
+# Surface forms (not lemmas): a group or plural of young people as the one who attacked.
+PEER_GROUPS = words(
+    "group gang gangs pupils classmates peers youths teenagers boys girls students schoolmates "
+    "people children others"
+)
+SIBLINGS = words("sister brother sibling stepbrother stepsister")
+ADULT_AGENTS = words(
+    "father dad mother mum stepfather stepmother man men adult adults partner boyfriend uncle "
+    "aunt teacher officer carer staff grandfather grandmother parent parents woman women husband"
+)
+PEER_VIOLENCE = words(
+    "assault assaulted attack attacked beat beaten punch punched kick kicked stab stabbed "
+    "slap slapped hit injure injured rob robbed mug mugged threaten threatened jump jumped "
+    "headbutt headbutted strangle strangled"
+)
+FILMED = words("film filmed record recorded video videoed")
+# Filmed as evidence, not by the young people: "captured on CCTV and shared with the police".
+EVIDENCE_FILMING = words("cctv bodycam body-worn police officer camera doorbell")
+SHARED_ONLINE = words("share shared post posted upload uploaded circulate circulated send sent")

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from kb.models import Case, Passage, Review
-from kb.services.briefing_roles import is_acceptance, is_agency_level
+from kb.services.briefing_roles import is_acceptance, is_agency_level, practice_wording
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from tests.test_briefings import VIEWER, Corpus, build, build_corpus, section
 
@@ -123,3 +123,52 @@ def test_cli_json_carries_role(engine, corpus, taxonomy) -> None:  # type: ignor
         "recommendation",
         "action",
     }
+
+
+def test_agency_level_reworded_for_practice() -> None:
+    assert (
+        practice_wording(
+            "3. The Safeguarding Partnership should ensure that practitioners routinely ask who "
+            "else lives in the home."
+        )
+        == "Practitioners should routinely ask who else lives in the home."
+    )
+    assert (
+        practice_wording(
+            "The Board must be assured that all school staff know how to escalate a concern."
+        )
+        == "All school staff should know how to escalate a concern."
+    )
+    assert practice_wording("The LSCP should ensure that GPs must see the child alone.") == (
+        "GPs must see the child alone."
+    )
+    # Not about what practitioners do, or a subject that goes on: left as written.
+    assert practice_wording("The Partnership should ensure that the toolkit is relaunched.") is None
+    assert practice_wording("The Partnership should commission an audit of referrals.") is None
+    assert (
+        practice_wording(
+            "The Partnership should ensure that professionals working with teenagers are trained."
+        )
+        is None
+    )
+    assert practice_wording("Health visitors should ask about every adult in the home.") is None
+
+
+def test_reworded_recommendation_keeps_its_citation(engine, corpus, taxonomy) -> None:  # type: ignore[no-untyped-def]
+    set_roles(engine, corpus, {**ROLES, "B-r1": "recommendation"})
+    with Session(engine) as session:
+        passage = session.get(Passage, corpus.passages["B-r1"])
+        assert passage is not None
+        passage.text = (
+            "The Partnership should ensure that practitioners ask every mother about the men "
+            "in the home, including fathers who live elsewhere."
+        )
+        session.add(passage)
+        session.commit()
+    draft = build(engine, taxonomy, VIEWER, theme_id="hidden-men")
+    [item] = [
+        i for i in section(draft, 5) if i["text"].startswith("Practitioners should ask every")
+    ]
+    assert item["passage_id"] == corpus.passages["B-r1"] and item["review_id"]
+    assert item["role"] == "recommendation"
+    assert not any(i["text"].startswith("The Partnership should") for i in section(draft, 5))

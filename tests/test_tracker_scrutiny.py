@@ -73,7 +73,7 @@ def test_filters_narrow_actions_and_signals(engine: Engine, world: dict[str, int
     assert _refs(case) == ["A3"]
     assert case["signals"]
     assert all(any(r["pseudonym"] == "Child F" for r in s["reviews"]) for s in case["signals"])
-    assert "Child F" in case["options"]["cases"]
+    assert "Child F" in [c.label for c in case["options"]["cases"]]
     nothing = _run(engine, TrackerFilter(partnership="Nowhere"))
     assert nothing["actions"] == [] and nothing["signals"] == []
 

@@ -154,7 +154,7 @@ def test_page_states_and_result_links(clients, web_world) -> None:
     pid = web_world.published_passages[-1]
     assert f'href="/reviews/{web_world.published_review}#passage-{pid}"' in page.text
     assert f'href="/search?like={pid}"' in page.text
-    assert re.search(r'<a class="chip" href="[^"]*theme=information-sharing[^"]*"', page.text)
+    assert re.search(r'<a class="chip t\d+" href="[^"]*theme=information-sharing[^"]*"', page.text)
     assert ">Information sharing" in page.text or "information-sharing" in page.text
     assert 'rel="stylesheet" href="/static/search.css"' in page.text
     assert c.get("/static/search.css").status_code == 200

@@ -29,6 +29,8 @@ from matplotlib import rc_context  # noqa: E402 - after choosing the backend
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from web.highlight import ink_for  # noqa: E402
+
 RC = {
     "svg.fonttype": "none",  # text as <text>, not paths
     "svg.hashsalt": "kb-dashboard",  # stable clip-path ids: same data, same bytes
@@ -149,10 +151,14 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINES = ["-", "-", "-.", ":", "-", "-.", ":", "-"]
 
 
-def trend_svg(matrix: dict[str, Any], *, top: int = 5) -> str:
+def trend_svg(
+    matrix: dict[str, Any], *, top: int = 5, colours: dict[str, int] | None = None
+) -> str:
     """One line per top theme (reviews with the theme per year) and all reviews (dashed). Each
-    line has its own marker shape and its name written at its end, not only a colour."""
-    return _cached_svg("trend", matrix, top)
+    line has its own marker shape and its name written at its end, not only a colour; the
+    colour is the theme's own hue (web/highlight.THEME_INK), as on every other page."""
+    rows = [{**row, "ink": ink_for(row["id"], colours or {})} for row in matrix["themes"][:top]]
+    return _cached_svg("trend", {**matrix, "themes": rows}, top)
 
 
 def _trend(matrix: dict[str, Any], top: int) -> str:
@@ -167,7 +173,7 @@ def _trend(matrix: dict[str, Any], top: int) -> str:
         ax.plot(years, matrix["totals"], color="#6b7280", linestyle="--", label="All reviews")
         ends = [(matrix["totals"][-1], "All reviews", "#6b7280")]
         for i, row in enumerate(rows):
-            colour = PALETTE[i % len(PALETTE)]
+            colour = row.get("ink") or PALETTE[i % len(PALETTE)]
             ax.plot(
                 years, row["counts"], marker=MARKERS[i % len(MARKERS)], markersize=6,
                 linestyle=LINES[i % len(LINES)], color=colour, label=_short(row["label"]),

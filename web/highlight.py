@@ -9,15 +9,26 @@ passage, so a stale tag can never splice markup into the middle of an entity.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from markupsafe import Markup, escape
 
 from kb.models import TagStatus, ThemeTagPublic
 
+log = logging.getLogger(__name__)
+
 PALETTE_SIZE = 12  # .t0 … .t11 in static/style.css
+#: The same twelve hues, dark enough for lines and text on white (charts): a theme's trend line
+#: has the hue of its highlight and chips.
+THEME_INK = [
+    "#8a6d00", "#1f6fa3", "#2f7a2b", "#b0306a", "#6b3fa0", "#b05a00",
+    "#1b7f78", "#6f6f12", "#9c2f95", "#3d52a8", "#a04e1c", "#4f7a10",
+]  # fmt: skip
 
 
 def theme_colours(theme_ids: Iterable[str]) -> dict[str, int]:
@@ -31,6 +42,29 @@ def colour_for(theme_id: str, colours: dict[str, int]) -> int:
     if theme_id in colours:
         return colours[theme_id]
     return zlib.crc32(theme_id.encode()) % PALETTE_SIZE
+
+
+def ink_for(theme_id: str, colours: dict[str, int]) -> str:
+    """The theme's hue as a dark colour for chart lines (THEME_INK)."""
+    return THEME_INK[colour_for(theme_id, colours)]
+
+
+def taxonomy_colours(taxonomy_files: Sequence[Path] = ()) -> dict[str, int]:
+    """Theme colours from the configured taxonomy's order: what every page uses, so a chip on
+    the search page, a highlight on a review and a line on the themes chart agree."""
+    return dict(_taxonomy_colours(tuple(taxonomy_files)))
+
+
+@lru_cache(maxsize=4)
+def _taxonomy_colours(taxonomy_files: tuple[Path, ...]) -> tuple[tuple[str, int], ...]:
+    from nlp.taxonomy import load_taxonomy
+
+    try:
+        taxonomy = load_taxonomy(extra=list(taxonomy_files))
+    except Exception:  # noqa: BLE001 - colours are cosmetic: colour_for falls back to the name
+        log.exception("could not load the taxonomy for theme colours")
+        return ()
+    return tuple(theme_colours(theme.id for theme in taxonomy).items())
 
 
 @dataclass(frozen=True, slots=True)

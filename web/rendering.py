@@ -17,6 +17,7 @@ from starlette.routing import NoMatchFound
 from api.security import csrf_token
 from kb.services.access import Principal
 from kb.services.uploads import may_upload
+from web.highlight import colour_for, taxonomy_colours
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(
@@ -66,7 +67,11 @@ def render(
     """
     token = csrf_token(request)
     field = Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
+    colours = theme_colours_of(request)
     base = {
+        # palette index of a theme (class "t{n}", static/style.css): one colour per theme on
+        # every page, always beside the theme's name
+        "theme_colour": lambda theme_id: colour_for(theme_id, colours),
         "principal": getattr(request.state, "principal", None),
         "nav": _nav(request),
         "csrf_token": token,
@@ -75,6 +80,12 @@ def render(
     return templates.TemplateResponse(
         request, template, {**base, **(context or {})}, status_code=status_code
     )
+
+
+def theme_colours_of(request: Request) -> dict[str, int]:
+    """Theme id → palette index for this app's taxonomy (web/highlight.taxonomy_colours)."""
+    settings = getattr(request.app.state, "settings", None)
+    return taxonomy_colours(tuple(getattr(settings, "taxonomy_files", ()) or ()))
 
 
 # Links only some users may follow: (route name, who may). Hidden from the others, so a

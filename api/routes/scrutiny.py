@@ -28,7 +28,14 @@ router = APIRouter(tags=["tracker"])
 def tracker_filter(
     theme: Annotated[str, Query(max_length=100)] = "",
     partnership: Annotated[str, Query(max_length=200)] = "",
-    case: Annotated[str, Query(max_length=200, description="A review pseudonym")] = "",
+    case: Annotated[
+        str,
+        Query(
+            max_length=200,
+            description="A case id (r<review id> for a review linked to no other); "
+            "a pseudonym still works",
+        ),
+    ] = "",
     status_: Annotated[str, Query(alias="status", max_length=30)] = "",
     overdue: Annotated[str, Query(max_length=5, description="yes: only overdue actions")] = "",
     impact: Annotated[str, Query(max_length=10, description="with / without evidence")] = "",
@@ -54,6 +61,7 @@ def tracker_filter(
 
 
 FilterDep = Annotated[TrackerFilter, Depends(tracker_filter)]
+UNKNOWN_CASE = {404: {"description": "No such case among the reviews you may see"}}
 
 
 class SummaryOut(BaseModel):
@@ -79,13 +87,21 @@ def scrutiny_data(
     return scrutiny(session, principal, f, similarity_threshold=threshold, today=today)
 
 
-@router.get("/tracker/summary")
+def known_case(data: dict[str, Any], f: TrackerFilter) -> dict[str, Any]:
+    """``data``, or a 404 when the case filter names no case the principal may see: a hidden
+    case answers exactly as a missing one."""
+    if data["case_unknown"]:
+        raise HTTPException(404, f"no case {f.case!r} among the reviews you may see")
+    return data
+
+
+@router.get("/tracker/summary", responses=UNKNOWN_CASE)
 def read_summary(
     request: Request, session: SessionDep, principal: CurrentPrincipal, f: FilterDep
 ) -> SummaryOut:
     """Counts for the actions and signals matching the filters: actions by status, overdue,
     completed with and without evidence of impact, signals by kind."""
-    data = scrutiny_data(request, session, principal, f)["summary"]
+    data = known_case(scrutiny_data(request, session, principal, f), f)["summary"]
     return SummaryOut(
         **{
             **data,
@@ -99,7 +115,7 @@ def _export(fmt: str) -> None:
     def export(
         request: Request, session: SessionDep, principal: CurrentPrincipal, f: FilterDep
     ) -> Response:
-        data = scrutiny_data(request, session, principal, f)
+        data = known_case(scrutiny_data(request, session, principal, f), f)
         table = signals_table(data["signals"], theme_labels(), f, data["today"])
         return download(signals_file(table, fmt), fmt, "signals")
 
@@ -113,7 +129,7 @@ def _export(fmt: str) -> None:
         methods=["GET"],
         name=f"signals_export_{fmt}",
         response_class=Response,
-        responses={200: {"content": {MEDIA[fmt].split(";")[0]: {}}}},
+        responses={200: {"content": {MEDIA[fmt].split(";")[0]: {}}}, **UNKNOWN_CASE},
         status_code=status.HTTP_200_OK,
     )
 

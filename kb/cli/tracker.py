@@ -158,7 +158,10 @@ def signals_(
     ] = None,
     theme: Annotated[str | None, typer.Option(help="Only this theme (id).")] = None,
     partnership: Annotated[str | None, typer.Option(help="Only this partnership.")] = None,
-    case: Annotated[str | None, typer.Option(help="Only this case (review pseudonym).")] = None,
+    case: Annotated[
+        str | None,
+        typer.Option(help="Only this case: its id, r<review id>, or a review pseudonym."),
+    ] = None,
     status: Annotated[
         ActionStatus | None, typer.Option(help="Only signals about actions in this status.")
     ] = None,
@@ -179,6 +182,8 @@ def signals_(
     threshold = get_settings().similarity_threshold
     with session_scope(ready_engine()) as session:
         data = scrutiny(session, Principal.system(), f, similarity_threshold=threshold)
+    if data["case_unknown"]:
+        raise fail(f"--case {case!r}: no such case")
     found = data["signals"]
     if out is not None:
         write_signals(signals_table(found, theme_labels(), f, data["today"]), out)

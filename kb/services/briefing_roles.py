@@ -50,6 +50,51 @@ _ACCEPTANCE = re.compile(
 )
 
 
+# "The Partnership should ensure that practitioners ask…": the practice is inside the clause.
+_ASSURANCE_LEAD = re.compile(
+    r"^\W*(?:\d+(?:\.\d+)*[.)]?\s*)?(?:that\s+)?(?:the\s+)?(?:\w+\s+){0,3}?"
+    r"(?:safeguarding\s+)?(?:partnership|partners|board|lscp|lscb|scp|executive|"
+    r"statutory\s+partners)\s+(?:should|must|will|to)\s+(?:continue\s+to\s+)?"
+    r"(?:ensure|make\s+sure|seek\s+(?:assurance|evidence)|be\s+assured|gain\s+assurance|"
+    r"satisfy\s+(?:itself|themselves))\s+(?:that\s+)?",
+    re.IGNORECASE,
+)
+_PRACTITIONERS = re.compile(
+    r"^((?:all\s+|every\s+)?(?:[\w-]+\s+){0,3}?(?:practitioners?|professionals?|staff|"
+    r"health\s+visitors?|midwives|midwife|social\s+workers?|gps?|teachers?|nurses?|"
+    r"clinicians?|officers?|workers?))\s+(.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_MODAL = re.compile(r"^(?:should|must|can)\b", re.IGNORECASE)
+# The subject goes on ("professionals working with…", "staff in all agencies", "are recording"):
+# inserting "should" would garble it, so the item is left as written.
+_NOT_A_VERB = re.compile(
+    r"^(?:\w+ing|in|from|who|across|within|at|of|on|are|is|have|has|do|does|will|would)\b",
+    re.IGNORECASE,
+)
+
+
+def practice_wording(text: str) -> str | None:
+    """ "The Partnership should ensure that practitioners ask about every adult" → "Practitioners
+    should ask about every adult": the practice inside an agency-level recommendation, in the
+    source's own words (only the lead-in is dropped, the citation stays). None when the clause
+    is not about what practitioners do (then the item stays as written, ranked last)."""
+    lead = _ASSURANCE_LEAD.match(text)
+    if lead is None:
+        return None
+    found = _PRACTITIONERS.match(text[lead.end() :].strip())
+    if found is None:
+        return None
+    subject, rest = found.group(1), found.group(2).strip()
+    if _MODAL.match(rest):
+        verb = rest
+    elif _NOT_A_VERB.match(rest):
+        return None
+    else:
+        verb = f"should {rest}"
+    return f"{subject[:1].upper()}{subject[1:]} {verb}"
+
+
 def is_agency_level(text: str) -> bool:
     """Whether a recommendation is addressed to the partnership / board rather than practice."""
     return bool(_AGENCY_LEVEL.search(text[:200]))

@@ -51,6 +51,7 @@ from kb.services.briefing_roles import (
     fits,
     is_acceptance,
     is_agency_level,
+    practice_wording,
     reviews_with_roles,
 )
 from kb.services.briefing_text import excerpt, sentence_spans
@@ -250,9 +251,13 @@ def theme_recommendations(ctx: BriefingContext, theme_id: str) -> list[Candidate
 
 
 def practice_candidates(candidates: list[Candidate]) -> list[Candidate]:
-    """Acceptances removed; agency-level recommendations marked to come last."""
+    """Acceptances removed; agency-level recommendations reworded for practice where the
+    practice is inside them ("…should ensure that practitioners…"), else marked to come last."""
     kept = [c for c in candidates if not is_acceptance(c.text)]
     for cand in kept:
+        reworded = practice_wording(cand.text)
+        if reworded is not None:
+            cand.text = reworded
         cand.priority = 1 if is_agency_level(cand.text) else 0
     return kept
 

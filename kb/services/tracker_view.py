@@ -1,16 +1,17 @@
 """The tracker as a scrutineer reads it: filters, a summary strip and the signals export.
 
 Everything here narrows or counts what kb.services.tracker and kb.services.signals already
-returned for the principal, so a filter can never widen access. A "case" is a review's
-pseudonym: a rapid review and the LCSPR that followed it name the same child, and a scrutineer
-asks about the child, not about either document.
+returned for the principal, so a filter can never widen access. A "case" is the Case linking
+the documents about one child (kb/services/tracker_cases.py: ``?case=12``, or ``r34`` for a
+review not linked to others; an old pseudonym value still works): a rapid review and the LCSPR
+that followed it are one child, and a scrutineer asks about the child, not either document.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,13 @@ from kb.services.access import Principal, visible_reviews
 from kb.services.readable_export import Table, csv_bytes, xlsx_bytes
 from kb.services.signals import signals
 from kb.services.tracker import list_actions
+from kb.services.tracker_cases import (
+    UnknownCase,
+    case_choices,
+    case_values,
+    is_case_value,
+    resolve_case,
+)
 
 DONE = (ActionStatus.COMPLETED, ActionStatus.CLOSED)
 KIND_TITLES = {
@@ -72,12 +80,26 @@ class TrackerContext:
 
     partnerships: dict[int, str]
     cases: dict[int, list[dict[str, Any]]]  # action id → [{id, pseudonym}] of visible reviews
+    case_of: dict[int, str] = field(default_factory=dict)  # review id → its case's URL value
+    case: str | None = None  # the case filter resolved to a URL value ("" matches nothing)
+
+    def in_case(self, review: dict[str, Any], f: TrackerFilter) -> bool:
+        """Whether a (visible) review belongs to the filtered case."""
+        if self.case is not None:
+            return self.case_of.get(review["id"]) == self.case
+        return _same(review["pseudonym"], f.case)  # an old pseudonym URL
 
 
 def tracker_context(
-    session: Session, principal: Principal, actions: list[ActionPublic]
+    session: Session,
+    principal: Principal,
+    actions: list[ActionPublic],
+    *,
+    other_reviews: Iterable[int] = (),
+    case: str | None = None,
 ) -> TrackerContext:
-    """One query for partnership names, one for the reviews behind the actions' recommendations."""
+    """One query for partnership names, one for the reviews behind the actions'
+    recommendations, one for the cases of those and ``other_reviews`` (the signals')."""
     names = {int(i): n for i, n in session.exec(select(Partnership.id, Partnership.name)).all()}
     rec_ids = {r for a in actions for r in a.recommendation_ids}
     rows = session.exec(
@@ -90,7 +112,9 @@ def tracker_context(
     for action in actions:
         seen = {by_rec[r]["id"]: by_rec[r] for r in action.recommendation_ids if r in by_rec}
         cases[action.id] = sorted(seen.values(), key=lambda r: (r["pseudonym"], r["id"]))
-    return TrackerContext(partnerships=names, cases=cases)
+    ids = {r["id"] for rs in cases.values() for r in rs} | set(other_reviews)
+    case_of = case_values(session, principal, ids)
+    return TrackerContext(partnerships=names, cases=cases, case_of=case_of, case=case)
 
 
 def is_overdue(action: ActionPublic, today: date) -> bool:
@@ -115,7 +139,7 @@ def filter_actions(
             continue
         if f.partnership and not _same(ctx.partnerships.get(a.partnership_id or -1), f.partnership):
             continue
-        if f.case and not any(_same(r["pseudonym"], f.case) for r in ctx.cases.get(a.id, [])):
+        if f.case and not any(ctx.in_case(r, f) for r in ctx.cases.get(a.id, [])):
             continue
         if f.status and a.status != f.status:
             continue
@@ -139,7 +163,7 @@ def filter_signals(
         refs = {a["ref"] for a in s["actions"]}
         if f.theme and s["theme"] != f.theme:
             continue
-        if f.case and not any(_same(r["pseudonym"], f.case) for r in s["reviews"]):
+        if f.case and not any(ctx.in_case(r, f) for r in s["reviews"]):
             continue
         if f.partnership and not (
             refs & kept_refs
@@ -255,14 +279,14 @@ def scrutiny(
     a filter form offers (themes, partnerships and cases that occur in what they may see)."""
     today = today or date.today()
     everything = list_actions(session, principal=principal)
-    ctx = tracker_context(session, principal, everything)
-    actions = filter_actions(everything, f, ctx, today)
     found = signals(
         session, principal=principal, similarity_threshold=similarity_threshold, today=today
     )
+    case, unknown_case = _wanted_case(session, principal, f)
+    signal_reviews = {r["id"] for s in found for r in s["reviews"]}
+    ctx = tracker_context(session, principal, everything, other_reviews=signal_reviews, case=case)
+    actions = filter_actions(everything, f, ctx, today)
     kept = filter_signals(found, f, ctx, {a.ref for a in actions})
-    cases = {r["pseudonym"] for rs in ctx.cases.values() for r in rs}
-    cases |= {r["pseudonym"] for s in found for r in s["reviews"]}
     used = {a.partnership_id for a in everything} | {
         r.get("partnership_id") for s in found for r in s["reviews"]
     }
@@ -274,9 +298,23 @@ def scrutiny(
         "signals": kept,
         "summary": summary(actions, kept, today),
         "context": ctx,
+        "case_unknown": unknown_case,
         "options": {
             "themes": sorted(t for t in themes if t),
             "partnerships": sorted(ctx.partnerships[p] for p in used if p in ctx.partnerships),
-            "cases": sorted(cases, key=str.lower),
+            "cases": case_choices(session, principal, ctx.case_of),
         },
     }
+
+
+def _wanted_case(
+    session: Session, principal: Principal, f: TrackerFilter
+) -> tuple[str | None, bool]:
+    """(the case filter as a URL value or None for a pseudonym, whether it is unknown). A
+    hidden case and a missing one are both unknown: the filter then matches nothing."""
+    if not is_case_value(f.case):
+        return None, False
+    try:
+        return resolve_case(session, principal, f.case or ""), False
+    except UnknownCase:
+        return "", True

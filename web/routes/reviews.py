@@ -18,8 +18,8 @@ from kb.services.access import Principal
 from kb.services.reviews import SORTS, ReviewFilter, get_review, review_facets
 from kb.services.tagging import may_decide
 from kb.services.tracker import may_edit
-from web.highlight import colour_for, evidence_spans, highlight, theme_colours
-from web.rendering import render
+from web.highlight import colour_for, evidence_spans, highlight
+from web.rendering import render, theme_colours_of
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def review_context(
     precision: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     labels = theme_labels(request)
-    colours = theme_colours(labels)
+    colours = theme_colours_of(request)
     key_of: dict[str, int] = {}  # the legend's numbers, 1… in order of first appearance
     by_passage: dict[int, list[ThemeTagPublic]] = defaultdict(list)
     # Within a passage, the suggestion a decision would teach most comes first.

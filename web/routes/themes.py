@@ -21,7 +21,7 @@ from kb.services.national import comparison
 from kb.services.reviews import review_facets
 from kb.services.tracker import theme_labels
 from web import charts
-from web.rendering import render
+from web.rendering import render, theme_colours_of
 
 router = APIRouter()
 
@@ -88,10 +88,12 @@ def heatmap_chart(session: SessionDep, principal: WebPrincipal, filters: Filters
 
 
 @router.get("/charts/trend.svg", name="trend_chart")
-def trend_chart(session: SessionDep, principal: WebPrincipal, filters: FiltersDep) -> Response:
-    """Reviews per year for the top themes."""
+def trend_chart(
+    request: Request, session: SessionDep, principal: WebPrincipal, filters: FiltersDep
+) -> Response:
+    """Reviews per year for the top themes, each line in its theme's colour."""
     matrix = themes_api.matrix_data(session, principal, filters).model_dump()
-    return _svg(charts.trend_svg(matrix, top=TREND_TOP))
+    return _svg(charts.trend_svg(matrix, top=TREND_TOP, colours=theme_colours_of(request)))
 
 
 @router.get("/charts/national.svg", name="national_chart")

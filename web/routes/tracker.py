@@ -97,6 +97,8 @@ def _page(
         "export_suffix": f"?{query}" if query else "",
         "overdue_href": "/tracker?" + urlencode({**f.query(), "overdue": "yes"}) + "#actions",
         "cases_of_action": data["context"].cases,
+        "case_selected": data["context"].case or None,
+        "case_unknown": data["case_unknown"],
         "partnership_names": data["context"].partnerships,
         "groups": groups,
         "first_group": first_group,
