@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "sources"
@@ -289,6 +290,39 @@ def pdf_text(text: str) -> str:
     return text.encode("latin-1", errors="replace").decode("latin-1")
 
 
+def _pdf_list(pdf: Any, block: Block, line: float) -> None:
+    """A numbered or bulleted list, its markers hanging left of the text."""
+    pdf.set_font("Helvetica", "", 10.5)
+    for number, item in enumerate(block.items, start=1):
+        marker = f"{number}." if block.kind == "ol" else "-"
+        pdf.set_x(pdf.l_margin + 2)
+        pdf.cell(7, line, marker)
+        pdf.multi_cell(0, line, pdf_text(item), markdown=True, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(1.2)
+    pdf.ln(1.5)
+
+
+def _pdf_table(pdf: Any, block: Block) -> None:
+    """A table with a bold heading row (the recommendations table has fixed column widths)."""
+    from fpdf.fonts import FontFace
+
+    pdf.set_font("Helvetica", "", 9)
+    columns = len(block.rows[0])
+    widths = (14, 46, 28, 20, 18) if columns == 5 else tuple([1] * columns)
+    with pdf.table(
+        col_widths=widths,
+        line_height=4.8,
+        text_align="LEFT",
+        headings_style=FontFace(emphasis="BOLD"),
+        first_row_as_headings=True,
+    ) as table:
+        for row in block.rows:
+            cells = table.row()
+            for text in row:
+                cells.cell(pdf_text(plain(text)))
+    pdf.ln(4)
+
+
 def render_pdf(blocks: list[Block], target: Path) -> None:
     """Write blocks as a multi-page PDF with a text layer (Helvetica core font).
 
@@ -297,7 +331,6 @@ def render_pdf(blocks: list[Block], target: Path) -> None:
         target: the .pdf path to write.
     """
     from fpdf import FPDF
-    from fpdf.fonts import FontFace
 
     title, author = front_matter(blocks)
 
@@ -353,32 +386,9 @@ def render_pdf(blocks: list[Block], target: Path) -> None:
             )
             pdf.ln(2.5)
         elif block.kind in {"ol", "ul"}:
-            pdf.set_font("Helvetica", "", 10.5)
-            for number, item in enumerate(block.items, start=1):
-                marker = f"{number}." if block.kind == "ol" else "-"
-                pdf.set_x(pdf.l_margin + 2)
-                pdf.cell(7, line, marker)
-                pdf.multi_cell(
-                    0, line, pdf_text(item), markdown=True, new_x="LMARGIN", new_y="NEXT"
-                )
-                pdf.ln(1.2)
-            pdf.ln(1.5)
+            _pdf_list(pdf, block, line)
         elif block.kind == "table":
-            pdf.set_font("Helvetica", "", 9)
-            columns = len(block.rows[0])
-            widths = (14, 46, 28, 20, 18) if columns == 5 else tuple([1] * columns)
-            with pdf.table(
-                col_widths=widths,
-                line_height=4.8,
-                text_align="LEFT",
-                headings_style=FontFace(emphasis="BOLD"),
-                first_row_as_headings=True,
-            ) as table:
-                for row in block.rows:
-                    cells = table.row()
-                    for text in row:
-                        cells.cell(pdf_text(plain(text)))
-            pdf.ln(4)
+            _pdf_table(pdf, block)
 
     target.write_bytes(bytes(pdf.output()))
 

@@ -19,6 +19,7 @@ from kb.services.search import (
     more_like_this,
     search,
 )
+from kb.services.search_hit import SearchHit
 from kb.services.search_learning import group_by_case
 from kb.services.users import principal_named
 
@@ -101,6 +102,11 @@ def search_command(
     if json_:
         print_json([h.as_dict() for h in hits])
         return
+    _print_hits(hits)
+
+
+def _print_hits(hits: list[SearchHit]) -> None:
+    """Hits for a terminal, grouped by case, each with the actions answering it."""
     out = Console()
     if not hits:
         out.print("No close match: nothing you may see is close enough to this query.")
