@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pytest
 from docx import Document as DocxDocument
 from pypdf import PdfReader
 from sqlalchemy.engine import Engine
@@ -41,7 +42,7 @@ from kb.services.briefings import (
     BriefingDraft,
     build_briefing,
 )
-from nlp.taxonomy import Taxonomy
+from nlp.taxonomy import Taxonomy, load_taxonomy
 
 DIM = 8
 TODAY = date(2025, 1, 1)
@@ -383,3 +384,14 @@ def exported_texts(draft: BriefingDraft, tmp_path: Path) -> dict[str, str]:
         "docx": docx_text,
         "pdf": "\n".join(page.extract_text() for page in reader.pages),
     }
+
+
+@pytest.fixture
+def corpus(engine: Engine) -> Corpus:
+    """The fictional briefing corpus, built fresh in each test's database."""
+    return build_corpus(engine)
+
+
+@pytest.fixture(scope="module")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy()

@@ -19,6 +19,10 @@ from kb import db as kb_db
 from kb.config import get_settings
 from nlp.embeddings import default_cache_dir
 
+# Helper modules the tests import and also load as fixture plugins: rewritten like test files,
+# so their asserts explain themselves (and pytest does not warn that it was too late).
+pytest.register_assert_rewrite("tests.briefing_corpus", "tests.hostile_builders")
+
 BACKEND = os.environ.get("KB_TEST_BACKEND", "sqlite")
 
 # Every test has its own KB_HOME; the exported ONNX embedding model (nlp/onnx_backend.py) is

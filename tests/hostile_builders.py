@@ -25,6 +25,18 @@ PARA = (
 )
 
 
+OTHER_REVIEW = """# Local Child Safeguarding Practice Review: Child R
+
+## Findings
+
+1. The school did not share its concerns about Child R's weight loss with the health service.
+
+## Recommendations
+
+1. Schools should refer concerns about neglect to the early help team within one day.
+"""
+
+
 def _pdf_bytes(paragraphs: list[str]) -> bytes:
     pdf = FPDF()
     pdf.set_font("Helvetica", size=11)

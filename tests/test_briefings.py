@@ -9,7 +9,6 @@ import json
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from kb.models import (
@@ -26,29 +25,18 @@ from kb.services.briefings import (
     NotFound,
     UnknownTheme,
 )
-from nlp.taxonomy import Taxonomy, load_taxonomy
 from tests.briefing_corpus import (
     ADMIN,
     SECRET_WORDS,
     VIEWER,
-    Corpus,
     build,
-    build_corpus,
     cited,
     exported_texts,
     panel,
     section,
 )
 
-
-@pytest.fixture
-def corpus(engine: Engine) -> Corpus:
-    return build_corpus(engine)
-
-
-@pytest.fixture(scope="module")
-def taxonomy() -> Taxonomy:
-    return load_taxonomy()
+pytest_plugins = ["tests.briefing_corpus"]  # the corpus and taxonomy fixtures
 
 
 def test_theme_briefing_has_seven_numbered_sections(engine, corpus, taxonomy) -> None:

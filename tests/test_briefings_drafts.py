@@ -10,7 +10,6 @@ import json
 import pytest
 import typer
 from pypdf import PdfReader
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
@@ -29,25 +28,14 @@ from kb.services.briefings import (
     save_briefing,
     update_briefing,
 )
-from nlp.taxonomy import Taxonomy, load_taxonomy
 from tests.briefing_corpus import (
     ADMIN,
     VIEWER,
-    Corpus,
     build,
-    build_corpus,
     panel,
 )
 
-
-@pytest.fixture
-def corpus(engine: Engine) -> Corpus:
-    return build_corpus(engine)
-
-
-@pytest.fixture(scope="module")
-def taxonomy() -> Taxonomy:
-    return load_taxonomy()
+pytest_plugins = ["tests.briefing_corpus"]  # the corpus and taxonomy fixtures
 
 
 def test_saved_drafts_and_optimistic_locking(engine, corpus, taxonomy) -> None:

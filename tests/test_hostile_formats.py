@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from corpus.document import ReaderError
 from corpus.readers import read_document
@@ -26,6 +25,7 @@ from kb.config import get_settings
 from kb.db import get_engine
 from kb.services.uploads import store_uploads
 from tests.hostile_builders import (
+    OTHER_REVIEW,
     _docx_with_body,
     _lying_zip_bomb,
     _zip_bomb,
@@ -34,44 +34,6 @@ from tests.hostile_builders import (
 from tests.web_support import api_csrf
 
 pytest_plugins = ["tests.web_fixtures"]
-
-STORED_REVIEW = """# Serious Case Review: Child P
-
-Harrowby Safeguarding Children Board
-
-## Background
-
-Child P was a 10-week-old baby. Her mother's new partner moved into the home in May; he was
-never spoken to by the health visitor or the social worker.
-
-## Findings
-
-1. Agencies did not share information about the partner's history of domestic abuse.
-2. Neglect of the baby's health needs was not recognised by the GP.
-
-## Recommendations
-
-1. The board should ensure that every adult in the household is identified and assessed.
-"""
-
-OTHER_REVIEW = """# Local Child Safeguarding Practice Review: Child R
-
-## Findings
-
-1. The school did not share its concerns about Child R's weight loss with the health service.
-
-## Recommendations
-
-1. Schools should refer concerns about neglect to the early help team within one day.
-"""
-
-
-@pytest.fixture
-def runner(kb_env: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("KB_EMBED_ON_INGEST", "false")
-    get_settings.cache_clear()
-    return CliRunner()
-
 
 # --- pathological text is processed in bounded time -----------------------------------------
 

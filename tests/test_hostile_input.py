@@ -33,6 +33,7 @@ from kb.models import (
 )
 from kb.services.ingest import ingest_paths
 from tests.hostile_builders import (
+    OTHER_REVIEW,
     PARA,
     _docx_bytes,
     _pdf_bytes,
@@ -59,17 +60,6 @@ never spoken to by the health visitor or the social worker.
 ## Recommendations
 
 1. The board should ensure that every adult in the household is identified and assessed.
-"""
-
-OTHER_REVIEW = """# Local Child Safeguarding Practice Review: Child R
-
-## Findings
-
-1. The school did not share its concerns about Child R's weight loss with the health service.
-
-## Recommendations
-
-1. Schools should refer concerns about neglect to the early help team within one day.
 """
 
 
