@@ -69,37 +69,26 @@ def resolve_case(session: Session, principal: Principal, value: str) -> str:
     return case_value(row[0], row[1])
 
 
-def case_values(
+def visible_cases(
     session: Session, principal: Principal, review_ids: Iterable[int]
-) -> dict[int, str]:
-    """Review id → case value, for the visible reviews among ``review_ids``."""
+) -> tuple[dict[int, str], list[CaseChoice]]:
+    """For the visible reviews among ``review_ids``, in one query: review id → case value, and
+    the cases as choices, each once, labelled by the pseudonyms of its visible reviews (the
+    partnership added where two labels would clash)."""
     ids = sorted(set(review_ids))
     if not ids:
-        return {}
-    rows = session.exec(
-        select(Review.id, Review.case_id).where(col(Review.id).in_(ids), visible_reviews(principal))
-    ).all()
-    return {int(rid): case_value(int(rid), cid) for rid, cid in rows}
-
-
-def case_choices(
-    session: Session, principal: Principal, review_ids: Iterable[int]
-) -> list[CaseChoice]:
-    """The cases of the visible reviews among ``review_ids``, each once, labelled by the
-    pseudonyms of its visible reviews (the partnership added where two labels would clash)."""
-    ids = sorted(set(review_ids))
-    if not ids:
-        return []
+        return {}, []
     rows = session.exec(
         select(Review.id, Review.case_id, Review.pseudonym, Partnership.name)
         .join(Partnership, col(Partnership.id) == Review.partnership_id, isouter=True)
         .where(col(Review.id).in_(ids), visible_reviews(principal))
         .order_by(col(Review.id))
     ).all()
+    case_of = {int(rid): case_value(int(rid), cid) for rid, cid, _, _ in rows}
     names: dict[str, list[str]] = defaultdict(list)
     where: dict[str, str] = {}
-    for rid, cid, pseudonym, partnership in rows:
-        value = case_value(int(rid), cid)
+    for rid, _, pseudonym, partnership in rows:
+        value = case_of[int(rid)]
         if pseudonym and pseudonym not in names[value]:
             names[value].append(pseudonym)
         where.setdefault(value, partnership or "")
@@ -114,4 +103,4 @@ def case_choices(
         )
         for value, label in labels.items()
     ]
-    return sorted(choices, key=lambda c: (c.label.lower(), c.value))
+    return case_of, sorted(choices, key=lambda c: (c.label.lower(), c.value))

@@ -24,11 +24,11 @@ from kb.services.readable_export import Table, csv_bytes, xlsx_bytes
 from kb.services.signals import signals
 from kb.services.tracker import list_actions
 from kb.services.tracker_cases import (
+    CaseChoice,
     UnknownCase,
-    case_choices,
-    case_values,
     is_case_value,
     resolve_case,
+    visible_cases,
 )
 
 DONE = (ActionStatus.COMPLETED, ActionStatus.CLOSED)
@@ -81,6 +81,7 @@ class TrackerContext:
     partnerships: dict[int, str]
     cases: dict[int, list[dict[str, Any]]]  # action id → [{id, pseudonym}] of visible reviews
     case_of: dict[int, str] = field(default_factory=dict)  # review id → its case's URL value
+    case_choices: list[CaseChoice] = field(default_factory=list)  # the case filter's options
     case: str | None = None  # the case filter resolved to a URL value ("" matches nothing)
 
     def in_case(self, review: dict[str, Any], f: TrackerFilter) -> bool:
@@ -113,8 +114,10 @@ def tracker_context(
         seen = {by_rec[r]["id"]: by_rec[r] for r in action.recommendation_ids if r in by_rec}
         cases[action.id] = sorted(seen.values(), key=lambda r: (r["pseudonym"], r["id"]))
     ids = {r["id"] for rs in cases.values() for r in rs} | set(other_reviews)
-    case_of = case_values(session, principal, ids)
-    return TrackerContext(partnerships=names, cases=cases, case_of=case_of, case=case)
+    case_of, choices = visible_cases(session, principal, ids)
+    return TrackerContext(
+        partnerships=names, cases=cases, case_of=case_of, case_choices=choices, case=case
+    )
 
 
 def is_overdue(action: ActionPublic, today: date) -> bool:
@@ -302,7 +305,7 @@ def scrutiny(
         "options": {
             "themes": sorted(t for t in themes if t),
             "partnerships": sorted(ctx.partnerships[p] for p in used if p in ctx.partnerships),
-            "cases": case_choices(session, principal, ctx.case_of),
+            "cases": ctx.case_choices,
         },
     }
 
