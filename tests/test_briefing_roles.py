@@ -4,24 +4,14 @@ and a partnership's acceptance of recommendations are never quoted; one item per
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from kb.models import Case, Passage, Review
 from kb.services.briefing_roles import is_acceptance, is_agency_level, practice_wording
-from nlp.taxonomy import Taxonomy, load_taxonomy
-from tests.test_briefings import VIEWER, Corpus, build, build_corpus, section
+from tests.briefing_corpus import VIEWER, Corpus, build, section
 
-
-@pytest.fixture
-def corpus(engine: Engine) -> Corpus:
-    return build_corpus(engine)
-
-
-@pytest.fixture(scope="module")
-def taxonomy() -> Taxonomy:
-    return load_taxonomy()
+pytest_plugins = ["tests.briefing_corpus"]  # the corpus and taxonomy fixtures
 
 
 ROLES = {
