@@ -50,6 +50,13 @@ def dense_segment(matrix: np.ndarray, q: np.ndarray, mask: np.ndarray, out: np.n
     """
     import torch
 
+    if torch.get_num_threads() != 1:
+        # One thread: the product of a matrix and one vector is bound by memory bandwidth, and
+        # a second OpenMP thread only waits for a core. With two server workers on two busy
+        # cores, torch's default (one thread per core) made this 2-5x slower (20k passages:
+        # 8-12 ms against 2.4 ms) and stretched the search tail under load (benchmarks/load.py).
+        # torch keeps the count per calling thread, so each request thread sets it once.
+        torch.set_num_threads(1)
     allowed_rows = np.flatnonzero(mask)
     if matrix.shape[0] == 0 or allowed_rows.size == 0:
         return

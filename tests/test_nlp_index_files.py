@@ -97,3 +97,34 @@ def test_ties_at_the_candidate_cut_break_by_row() -> None:
     index = HybridIndex()
     index.add(list(range(10)), ["neglect"] * 10, np.eye(10, dtype=np.float32))
     assert [h.passage_id for h in index.search("neglect", None, mode="bm25", top_k=3)] == [0, 1, 2]
+
+
+def test_query_product_runs_on_one_torch_thread() -> None:
+    """A query's cosines use one torch thread in whichever thread asks (a server's request
+    threads): torch's default of one thread per core made them wait for a busy core."""
+    import threading
+
+    import torch
+
+    from nlp.ranking_store import dense_segment
+
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((64, 8)).astype(np.float16)
+    q = rng.standard_normal(8).astype(np.float16)
+    out = np.full(64, -np.inf, dtype=np.float32)
+    mask = np.ones(64, dtype=bool)
+    mask[::2] = False
+    seen: list[int] = []
+
+    def request_thread() -> None:
+        torch.set_num_threads(2)
+        dense_segment(matrix, q, mask, out)
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=request_thread)
+    worker.start()
+    worker.join()
+    assert seen == [1]
+    expected = (matrix.astype(np.float32) @ q.astype(np.float32))[mask]
+    assert np.allclose(out[mask], expected, atol=1e-2)
+    assert np.isneginf(out[~mask]).all()
