@@ -11,8 +11,9 @@ from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from kb.models import ActionStatus
+from kb.models import ActionStatus, ActionUpdate
 from kb.services.readable_export import csv_bytes, xlsx_bytes
+from kb.services.tracker import update_action
 from kb.services.tracker_view import TrackerFilter, cases_of, scrutiny, signals_table
 from tests.test_tracker_recurrence import ADMIN, VIEWER
 from tests.test_tracker_signals import TODAY, _add, world  # noqa: F401 - fixture
@@ -165,3 +166,23 @@ def test_cli_signals_out(engine: Engine, world: dict[str, int], tmp_path: Path) 
     assert kinds == {"Overdue action", "Same recommendation again"}
     bad = runner.invoke(app, ["tracker", "signals", "--out", str(tmp_path / "s.pdf")])
     assert bad.exit_code != 0 and "use .csv or .xlsx" in bad.output
+
+
+def test_cached_view_follows_an_edit(engine: Engine, world: dict[str, int]) -> None:  # noqa: F811
+    """The view is cached by data version: an edit must show at once, never a stale summary."""
+    before = _run(engine, TrackerFilter(impact="without"))
+    assert _refs(before) == ["A2"]
+    a2 = before["actions"][0]
+    before["actions"].clear()  # a caller changing its copy must not change the cache
+    with Session(engine) as session:
+        update_action(
+            session,
+            principal=ADMIN,
+            action_id=a2.id,
+            data=ActionUpdate(impact_evidence="Audit in March: every practice had the policy"),
+            expected_version=None,
+        )
+        session.commit()
+    after = _run(engine, TrackerFilter(impact="without"))
+    assert _refs(after) == []
+    assert _refs(_run(engine, TrackerFilter(impact="with"))) == ["A1", "A2", "A5", "A6"]

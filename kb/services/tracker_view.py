@@ -19,7 +19,8 @@ from typing import Any, Literal
 from sqlmodel import Session, col, select
 
 from kb.models import ActionPublic, ActionStatus, Partnership, Recommendation, Review
-from kb.services.access import Principal, visible_reviews
+from kb.services.access import Principal, visibility_key, visible_reviews
+from kb.services.cache import RESULTS, data_fingerprint
 from kb.services.readable_export import Table, csv_bytes, xlsx_bytes
 from kb.services.signals import signals
 from kb.services.tracker import list_actions
@@ -279,8 +280,35 @@ def scrutiny(
     today: date | None = None,
 ) -> dict[str, Any]:
     """The principal's actions and signals narrowed by ``f``, their summary, and the choices
-    a filter form offers (themes, partnerships and cases that occur in what they may see)."""
+    a filter form offers (themes, partnerships and cases that occur in what they may see).
+
+    Cached by data version and visibility: every tracker page asks for it, and building it
+    (every action, every signal, the cases behind them: five queries and their joins in
+    Python) was most of the page's time under benchmarks/load.py.
+    """
     today = today or date.today()
+    key = (
+        "scrutiny",
+        visibility_key(principal),
+        f,
+        today,
+        similarity_threshold,
+        data_fingerprint(session),
+    )
+    return RESULTS.get_or_compute(
+        session,
+        key,
+        lambda: _scrutiny(session, principal, f, similarity_threshold, today),  # type: ignore[arg-type]
+    )
+
+
+def _scrutiny(
+    session: Session,
+    principal: Principal,
+    f: TrackerFilter,
+    similarity_threshold: float,
+    today: date,
+) -> dict[str, Any]:
     everything = list_actions(session, principal=principal)
     found = signals(
         session, principal=principal, similarity_threshold=similarity_threshold, today=today
