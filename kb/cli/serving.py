@@ -92,6 +92,10 @@ class KbUvicornWorker(UvicornWorker):
             "access_log": True,
         }
         super().__init__(*args, **kwargs)
+        # Which worker answered, as gunicorn's own lines say ("[pid]"): the access log is where
+        # a slow or failing worker shows.
+        for handler in logging.getLogger("uvicorn.access").handlers:
+            handler.setFormatter(logging.Formatter("[%(process)d] %(message)s"))
 
 
 class PreforkServer(BaseApplication):
