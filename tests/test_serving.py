@@ -112,6 +112,17 @@ def test_one_worker_is_forked_from_a_preloaded_parent_too(kb_env, monkeypatch) -
     assert server.cfg.workers == 1 and server.cfg.preload_app is True
 
 
+def test_gunicorn_reads_no_configuration_but_kb_serves(kb_env, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What kb serve listens on is its own options: not a gunicorn.conf.py in the working
+    directory, not GUNICORN_CMD_ARGS, not WEB_CONCURRENCY."""
+    (tmp_path / "gunicorn.conf.py").write_text('bind = ["0.0.0.0:9999"]\nworkers = 7\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--bind 0.0.0.0:9998 --workers 6")
+    monkeypatch.setenv("WEB_CONCURRENCY", "5")
+    (server,) = served_with(monkeypatch, "--workers", "3")
+    assert server.cfg.bind == ["127.0.0.1:8000"] and server.cfg.workers == 3
+
+
 def test_warm_up_builds_the_index_before_the_first_search(
     engine: Engine, web_world: World, fast_hashing: None
 ) -> None:
