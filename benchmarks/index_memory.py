@@ -168,10 +168,9 @@ def worker(with_index: bool, queries: int, *, forked: bool = False) -> int:
 def zygote(count: int, with_index: bool, queries: int) -> int:
     """Import what a server worker imports once, then fork ``count`` workers from it.
 
-    Not how ``kb serve`` starts workers today (uvicorn spawns fresh interpreters): it shows
-    how much a pre-forking server would share — imported code and objects stay copy-on-write
-    pages of this parent. The model and index are still loaded in each child (onnxruntime's
-    threads do not survive a fork).
+    The hand-made experiment that led to ``kb serve``'s pre-fork (kb/cli/serving.py), kept as
+    a row of ``--all``: imported code and objects stay copy-on-write pages of this parent, but
+    the model and index are still loaded in each child.
     """
     import web.app  # noqa: F401
 
