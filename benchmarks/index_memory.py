@@ -1,28 +1,39 @@
-"""Memory of N search workers at 100k passages: each with its own index vs the shared files.
+"""Memory of N search workers at 100k passages: ``kb serve`` itself, and the set-ups before it.
 
 Usage::
 
-    .venv/bin/python benchmarks/index_memory.py --passages 100000 --workers 4
+    .venv/bin/python benchmarks/index_memory.py --passages 100000 --workers 4 [--all] [--smaps]
 
 What it does, in one run:
 
 * synthesises ``--passages`` fictional passages (benchmarks/search_speed.py's generator; random
   unit vectors stored as the configured model's embeddings, so nothing is re-embedded: dense
   search costs the same whatever the values) into a temporary KB_HOME with a SQLite database,
-  a tenth of the reviews embargoed so searches run under real allow-sets;
-* starts worker processes the way ``kb serve --workers N`` does (separate interpreters, each
-  importing kb, loading the query embedder and the search index — ``kb.services.search.warm_up``
-  — then answering a few searches as an admin and as a viewer), keeps them all alive and reads
-  each one's /proc/PID/smaps_rollup;
-* for three set-ups: ``model only`` (the embedder and imports, no index: what a worker costs
-  before any passage), ``in-memory`` (KB_INDEX_FILES=false: the old path, every worker builds
-  its own index) and ``shared files`` (the index memory-mapped from KB_HOME/index, built once
-  beforehand by a worker that then exits), each with 1 worker alone and N workers together.
+  a tenth of the reviews embargoed so searches run under real allow-sets, and two logins
+  (an admin and a viewer);
+* builds the shared index files once (KB_HOME/index, by a worker that then exits);
+* ``kb serve (pre-forked)``: the real thing. Starts ``kb serve --workers 1`` and then
+  ``--workers 4`` (``--no-worker``: the ingest job process is no part of serving searches),
+  logs in as the admin and the viewer over HTTP, sends searches on fresh connections until
+  every worker has answered ``--queries`` of them for each login (the access log says which
+  worker answered), then reads /proc/PID/smaps_rollup of EVERY server process: the gunicorn
+  master (the preloaded parent, which holds what the workers share) and each worker;
+* ``spawned, shared files``: the way ``kb serve --workers N`` started workers before (uvicorn
+  spawning separate interpreters, each importing kb, loading the query embedder and mapping
+  the index — ``kb.services.search.warm_up`` — then answering a few searches as an admin and
+  as a viewer), as the baseline in the same run;
+* with ``--all`` also ``model only`` (the embedder and imports, no index), ``in-memory index``
+  (KB_INDEX_FILES=false: every worker builds its own index) and ``hand-forked`` (one parent
+  imports web.app and forks; each child loads the model and index itself);
+* with ``--smaps``, the mappings holding most of one pre-forked worker's private dirty memory
+  (what each extra worker really costs).
 
 PSS (proportional set size) is the figure to compare: a page shared by k processes counts 1/k
-in each, so the sum over workers is what the machine really spends. RSS counts shared pages in
-full in every process (it double-counts the mapped index); USS is what each worker alone holds
-(what killing it would free). The goal (issue 13): N=4 workers together ≤ 1.5x one worker.
+in each, so the sum over processes is what the machine really spends. RSS counts shared pages
+in full in every process (it double-counts the mapped index and everything the master
+preloaded); USS is what each process alone holds (what killing it would free). The goal
+(issue 13): N=4 workers together ≤ 1.5x one worker, i.e. ``kb serve --workers 4`` (master
+included) ≤ 1.5x ``kb serve --workers 1`` (master included).
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from search_speed import make_corpus, make_queries, random_unit_vectors  # noqa: E402
+from serve_memory import PASSWORD, run_serve  # noqa: E402
 
 PER_REVIEW = 500
 
@@ -60,8 +72,9 @@ def synthesise(home: Path, passages: int) -> str:
     from sqlmodel import Session
 
     from kb.db import get_engine, init_db
-    from kb.models import Document, Passage, Review, ReviewStatus
+    from kb.models import Document, Passage, Review, ReviewStatus, Role
     from kb.services.embedding import embedder_for
+    from kb.services.users import create_user
 
     engine = get_engine()
     init_db(engine)
@@ -104,6 +117,8 @@ def synthesise(home: Path, passages: int) -> str:
                 for i in range(first, min(first + PER_REVIEW, passages))
             ]
             session.connection().execute(insert(Passage), rows)
+        for username, role in (("admin", Role.ADMIN), ("viewer", Role.VIEWER)):
+            create_user(session, username=username, password=PASSWORD, role=role)
         session.commit()
     engine.dispose()
     return model_id
@@ -153,10 +168,9 @@ def worker(with_index: bool, queries: int, *, forked: bool = False) -> int:
 def zygote(count: int, with_index: bool, queries: int) -> int:
     """Import what a server worker imports once, then fork ``count`` workers from it.
 
-    Not how ``kb serve`` starts workers today (uvicorn spawns fresh interpreters): it shows
-    how much a pre-forking server would share — imported code and objects stay copy-on-write
-    pages of this parent. The model and index are still loaded in each child (onnxruntime's
-    threads do not survive a fork).
+    The hand-made experiment that led to ``kb serve``'s pre-fork (kb/cli/serving.py), kept as
+    a row of ``--all``: imported code and objects stay copy-on-write pages of this parent, but
+    the model and index are still loaded in each child.
     """
     import web.app  # noqa: F401
 
@@ -189,6 +203,7 @@ class Memory:
     pss: float
     uss: float
     pss_file: float
+    private_dirty: float = 0.0
 
     @classmethod
     def of(cls, pid: int) -> Memory:
@@ -199,7 +214,13 @@ class Memory:
                 if len(parts) >= 3 and parts[-1] == "kB":
                     fields[parts[0].rstrip(":")] = int(parts[1]) / 1024
         uss = fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0)
-        return cls(fields["Rss"], fields["Pss"], uss, fields.get("Pss_File", 0.0))
+        return cls(
+            fields["Rss"],
+            fields["Pss"],
+            uss,
+            fields.get("Pss_File", 0.0),
+            fields.get("Private_Dirty", 0.0),
+        )
 
 
 def run_workers(
@@ -231,7 +252,8 @@ def run_workers(
         for report in reports:
             report["memory"] = Memory.of(int(report["pid"]))
         if fork:
-            reports.append({"pid": procs[0].pid, "seconds": 0, "memory": Memory.of(procs[0].pid)})
+            parent = {"pid": procs[0].pid, "parent": True, "seconds": 0}
+            reports.append({**parent, "memory": Memory.of(procs[0].pid)})
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -246,7 +268,7 @@ def _row(name: str, reports: list[dict], single_pss: float | None) -> float:
     mems = [r["memory"] for r in reports]
     pss = sum(m.pss for m in mems)
     ratio = f"{pss / single_pss:5.2f}x" if single_pss else "  1.00x"
-    workers = sum(1 for r in reports if "backend" in r)  # not the forking parent
+    workers = sum(1 for r in reports if not r.get("parent"))  # not the forking parent
     print(
         f"{name:<28} {workers:>3} {sum(m.rss for m in mems):>9.0f} {pss:>9.0f} "
         f"{sum(m.uss for m in mems):>9.0f} {sum(m.pss_file for m in mems):>9.0f} {ratio:>9} "
@@ -260,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--queries", type=int, default=20, help="searches each worker answers")
+    parser.add_argument("--all", action="store_true", help="also the older set-ups")
+    parser.add_argument("--smaps", action="store_true", help="where a worker's memory goes")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fork", type=int, default=0, help=argparse.SUPPRESS)
@@ -283,7 +307,6 @@ def main(argv: list[str] | None = None) -> int:
             f"(model {model_id}); {len(os.sched_getaffinity(0))} cores, "
             f"load average {os.getloadavg()[0]:.1f}"
         )
-        memory_env = {**env, "KB_INDEX_FILES": "false"}
         files_env = {**env, "KB_INDEX_FILES": "true"}
         t = time.perf_counter()
         builder = run_workers(files_env, 1, True, 2)[0]
@@ -293,52 +316,75 @@ def main(argv: list[str] | None = None) -> int:
             f"shared files built by one worker in {build_s:.0f}s: {index_mb:.0f} MB of .npy "
             f"(that builder's PSS {builder['memory'].pss:.0f} MB while it held the built index)"
         )
-        header = (
+        print(
             f"\n{'set-up':<28} {'n':>3} {'RSS MB':>9} {'PSS MB':>9} {'USS MB':>9} "
             f"{'PSS file':>9} {'PSS/1':>9} {'ready s':>7}"
         )
-        print(header)
-        results = {}
-        for name, run_env, with_index, fork in (
-            ("model only (no index)", memory_env, False, False),
-            ("in-memory index (old)", memory_env, True, False),
-            ("shared files (new)", files_env, True, False),
-            ("shared files, forked", files_env, True, True),
-        ):
-            one = run_workers(run_env, 1, with_index, args.queries, fork=fork)
-            single = _row(name, one, None)
-            many = run_workers(run_env, args.workers, with_index, args.queries, fork=fork)
-            together = _row(name, many, single)
-            results[name] = (single, together, one[0])
+        results = _measure_all(args, env, home)
         print_summary(results, args.workers)
     return 0
 
 
-def print_summary(results: dict[str, tuple[float, float, dict]], workers: int) -> None:
-    """Ratios, the index's own share, and whether the goal is met, in plain words."""
-    base_one, base_many, base = results["model only (no index)"]
-    print(f"\nworker backend {base['backend']}, torch imported by a search worker: ", end="")
-    print(results["shared files (new)"][2]["torch_loaded"])
-    for name in ("in-memory index (old)", "shared files (new)", "shared files, forked"):
-        one, many, report = results[name]
+SERVE = "kb serve (pre-forked)"
+SPAWNED = "spawned, shared files"
+
+
+def _measure_all(
+    args: argparse.Namespace, env: dict[str, str], home: Path
+) -> dict[str, tuple[float, float, list[dict]]]:
+    """Each set-up with 1 worker, then with ``--workers``: (PSS of 1, PSS of N, N's reports)."""
+    memory_env = {**env, "KB_INDEX_FILES": "false"}
+    files_env = {**env, "KB_INDEX_FILES": "true"}
+    setups: list[tuple[str, dict[str, str], bool, bool]] = [(SPAWNED, files_env, True, False)]
+    if args.all:
+        setups = [
+            ("model only (no index)", memory_env, False, False),
+            ("in-memory index (old)", memory_env, True, False),
+            *setups,
+            ("hand-forked, shared files", files_env, True, True),
+        ]
+    results = {}
+    queries = make_queries(max(200, 8 * args.queries * args.workers))
+    for workers in (1, args.workers):
+        reports = run_serve(
+            files_env, home, workers, queries, args.queries // 2, Memory.of, smaps=args.smaps
+        )
+        results.setdefault(SERVE, []).append(reports)
+    for name, run_env, with_index, fork in setups:
+        for workers in (1, args.workers):
+            reports = run_workers(run_env, workers, with_index, args.queries, fork=fork)
+            results.setdefault(name, []).append(reports)
+    out = {}
+    for name, (one, many) in results.items():
+        single = _row(name, one, None)
+        out[name] = (single, _row(name, many, single), many)
+    return out
+
+
+def print_summary(results: dict[str, tuple[float, float, list[dict]]], workers: int) -> None:
+    """Ratios, where the memory is, and whether the goal is met, in plain words."""
+    for name, (one, many, reports) in results.items():
         verdict = "met" if many <= 1.5 * one else "NOT met"
         print(
-            f"{name}: {workers} workers {many:.0f} MB PSS = {many / one:.2f}x one worker "
-            f"({one:.0f} MB) -> goal <= 1.5x {verdict} "
-            f"(rows {report.get('rows')}, mapped base {report.get('base_rows')})"
+            f"\n{name}: {workers} workers {many:.0f} MB PSS = {many / one:.2f}x one worker "
+            f"({one:.0f} MB) -> goal <= 1.5x {verdict}"
         )
-        if not name.endswith("forked"):
-            index_one, index_many = one - base_one, many - base_many
+        for report in reports:
+            memory = report["memory"]
+            who = "parent " if report.get("parent") else "worker "
+            extra = f", answered {report['answered']}" if "answered" in report else ""
             print(
-                f"  the index's own share (minus the model-only run): {index_many:.0f} MB for "
-                f"{workers} vs {index_one:.0f} MB for one = "
-                f"{index_many / max(index_one, 1e-9):.2f}x"
+                f"  {who}{report['pid']}: PSS {memory.pss:.0f} MB, private dirty "
+                f"{memory.private_dirty:.0f} MB, RSS {memory.rss:.0f} MB{extra}"
             )
-    old_many, new_many = results["in-memory index (old)"][1], results["shared files (new)"][1]
-    print(
-        f"{workers} workers together: shared files use {new_many:.0f} MB PSS vs {old_many:.0f} MB "
-        f"in memory ({old_many / new_many:.2f}x less)"
-    )
+            for dirty, rss, mapping in report.get("smaps", []):
+                print(f"      {dirty:7.1f} MB private dirty of {rss:7.1f} MB RSS  {mapping}")
+    if SERVE in results and SPAWNED in results:
+        serve, spawned = results[SERVE][1], results[SPAWNED][1]
+        print(
+            f"\n{workers} workers: kb serve (pre-forked) {serve:.0f} MB PSS vs {spawned:.0f} MB "
+            f"spawned ({spawned / serve:.2f}x less)"
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ What it does, and why that way:
   would take longer than the run, and dense-search cost does not depend on the vectors'
   values. The source passages' theme tags are copied (offsets shifted) so the dashboard and
   theme filters have realistic counts;
-* starts ``kb serve --port P [--workers N]`` (uvicorn on 127.0.0.1, a free port; access log
+* starts ``kb serve --port P [--workers N]`` (on 127.0.0.1, a free port; access log
   in KB_HOME/serve.log) in a subprocess and always stops it at the end, even on Ctrl-C or an
   error;
 * each simulated user logs in through the real login form (CSRF token, argon2 check; not

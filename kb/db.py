@@ -13,6 +13,8 @@ the pool's check-in clear the mark.
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -51,7 +53,28 @@ def make_engine(url: str) -> Engine:
             connect_args={"options": f"-c lock_timeout={int(timeout * 1000)}"},
         )
     track_data_version(engine)
+    _ENGINES.add(engine)
     return engine
+
+
+#: Every engine made here, so a forked child can leave their connections to the parent.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _renew_pools_in_child() -> None:
+    """After ``fork``, in the child: give every engine an empty pool of its own.
+
+    Why: ``kb serve`` forks its workers from a parent that has already used the database
+    (kb/cli/serving.py). A pooled connection copied into a child is the same socket (or SQLite
+    handle) as the parent's: two processes talking on one connection mix up their answers.
+    ``dispose(close=False)`` drops the copies without closing them, since closing would end the
+    parent's connection too (PostgreSQL's terminate message goes down the shared socket).
+    """
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_renew_pools_in_child)
 
 
 def wait_longer_for_locks(engine: Engine, seconds: float) -> Engine:

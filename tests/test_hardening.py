@@ -21,17 +21,17 @@ def _mode(path: Path) -> int:
 
 
 def test_serve_believes_forwarded_headers_only_from_configured_proxies(kb_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import uvicorn
+    from tests.test_serving import served_with, uvicorn_config
 
-    calls: list[dict[str, object]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
-    assert runner.invoke(app, ["serve"]).exit_code == 0
-    assert calls[-1]["proxy_headers"] is False
+    config = uvicorn_config(served_with(monkeypatch)[-1])
+    assert config.proxy_headers is False
     monkeypatch.setenv("KB_TRUSTED_PROXIES", " 10.1.2.3, 127.0.0.1 ")
     get_settings.cache_clear()
-    assert runner.invoke(app, ["serve"]).exit_code == 0
-    assert calls[-1]["proxy_headers"] is True
-    assert calls[-1]["forwarded_allow_ips"] == "10.1.2.3,127.0.0.1"
+    server = served_with(monkeypatch)[-1]
+    config = uvicorn_config(server)
+    assert config.proxy_headers is True
+    assert server.cfg.forwarded_allow_ips == ["10.1.2.3", "127.0.0.1"]
+    assert list(config.forwarded_allow_ips) == ["10.1.2.3", "127.0.0.1"]  # what uvicorn trusts
 
 
 def test_ingest_refuses_symlinks_leaving_the_folder(engine, tmp_path: Path) -> None:

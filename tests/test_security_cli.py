@@ -75,16 +75,19 @@ def test_users_add_rejects_bad_input(engine, fast_hashing) -> None:
 
 
 def test_serve_refuses_public_host_without_flag(kb_env, monkeypatch) -> None:
-    import uvicorn
+    from kb.cli import serving
 
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
-    refused = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
+    calls: list[serving.PreforkServer] = []
+    monkeypatch.setattr(serving.PreforkServer, "run", lambda self: calls.append(self))
+    refused = runner.invoke(app, ["serve", "--no-worker", "--host", "0.0.0.0"])
     assert refused.exit_code == 1 and "refusing to listen on 0.0.0.0" in refused.output
     assert calls == []
-    ok = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--public", "--port", "8123"])
+    ok = runner.invoke(
+        app, ["serve", "--no-worker", "--host", "0.0.0.0", "--public", "--port", "8123"]
+    )
     assert ok.exit_code == 0, ok.output
-    assert "warning" in ok.output and calls[-1]["host"] == "0.0.0.0"
-    local = runner.invoke(app, ["serve"])
-    assert local.exit_code == 0 and calls[-1]["host"] == "127.0.0.1"
-    assert calls[-1]["port"] == 8000
+    assert "warning" in ok.output and calls[-1].cfg.bind == ["0.0.0.0:8123"]
+    local = runner.invoke(app, ["serve", "--no-worker"])
+    assert local.exit_code == 0 and calls[-1].cfg.bind == ["127.0.0.1:8000"]
+    ipv6 = runner.invoke(app, ["serve", "--no-worker", "--host", "::1"])
+    assert ipv6.exit_code == 0 and calls[-1].cfg.bind == ["[::1]:8000"]

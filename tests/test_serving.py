@@ -1,4 +1,4 @@
-"""How ``kb serve`` runs the app: warm-up at start, TCP_NODELAY, uvicorn's worker options.
+"""How ``kb serve`` runs the app: warm-up at start, TCP_NODELAY, gunicorn's and uvicorn's options.
 
 Each of these was found with benchmarks/load.py (figures in README "Measuring"); the tests pin
 the behaviour, not the timings.
@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from kb.cli import app
-from kb.cli.admin import NoDelayH11Protocol
+from kb.cli import app, serving
+from kb.cli.serving import NoDelayH11Protocol
 from kb.services.search import INDEXES
 from tests.web_support import World
 from web.app import create_app, served_app
@@ -72,17 +72,55 @@ def test_connections_of_a_shared_listening_socket_get_tcp_nodelay() -> None:
     assert _nodelay_of_accepted_connection(NoDelayH11Protocol) != 0
 
 
-def test_serve_runs_uvicorn_with_the_tuned_options(kb_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import uvicorn
-
-    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append((a, k)))
-    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+def served_with(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[serving.PreforkServer]:
+    """Run ``kb serve *args`` with gunicorn's main loop replaced by a recorder."""
+    calls: list[serving.PreforkServer] = []
+    monkeypatch.setattr(serving.PreforkServer, "run", lambda self: calls.append(self))
+    result = CliRunner().invoke(app, ["serve", "--no-worker", *args])
     assert result.exit_code == 0, result.output
-    (target,), options = calls[-1]
-    assert target == "web.app:served_app" and options["factory"] is True
-    assert options["workers"] == 2 and options["http"] is NoDelayH11Protocol
-    assert int(options["timeout_worker_healthcheck"]) >= 30  # type: ignore[call-overload]
+    return calls
+
+
+def uvicorn_config(server: serving.PreforkServer) -> Config:
+    """The uvicorn Config a worker of ``server`` runs with."""
+    from gunicorn.glogging import Logger
+
+    worker = server.cfg.worker_class(1, 0, [], None, 30, server.cfg, Logger(server.cfg))
+    try:
+        return worker.config  # type: ignore[no-any-return]
+    finally:
+        worker.tmp.close()
+
+
+def test_serve_preforks_tuned_uvicorn_workers(kb_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (server,) = served_with(monkeypatch, "--workers", "2", "--port", "8123")
+    cfg = server.cfg
+    assert cfg.workers == 2 and cfg.preload_app is True  # loaded once, then forked
+    assert cfg.worker_class is serving.KbUvicornWorker
+    assert cfg.bind == ["127.0.0.1:8123"]
+    assert cfg.keepalive == 30 and cfg.timeout >= 30 and cfg.graceful_timeout > 0
+    assert cfg.control_socket_disable is True  # nothing listens but the app's own port
+    assert cfg.accesslog == "-"
+    config = uvicorn_config(server)
+    assert config.http is NoDelayH11Protocol
+    assert config.server_header is False
+    assert config.timeout_keep_alive == 30
+
+
+def test_one_worker_is_forked_from_a_preloaded_parent_too(kb_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (server,) = served_with(monkeypatch)
+    assert server.cfg.workers == 1 and server.cfg.preload_app is True
+
+
+def test_gunicorn_reads_no_configuration_but_kb_serves(kb_env, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What kb serve listens on is its own options: not a gunicorn.conf.py in the working
+    directory, not GUNICORN_CMD_ARGS, not WEB_CONCURRENCY."""
+    (tmp_path / "gunicorn.conf.py").write_text('bind = ["0.0.0.0:9999"]\nworkers = 7\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--bind 0.0.0.0:9998 --workers 6")
+    monkeypatch.setenv("WEB_CONCURRENCY", "5")
+    (server,) = served_with(monkeypatch, "--workers", "3")
+    assert server.cfg.bind == ["127.0.0.1:8000"] and server.cfg.workers == 3
 
 
 def test_warm_up_builds_the_index_before_the_first_search(

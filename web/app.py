@@ -2,8 +2,10 @@
 
 Why here: dependencies point web → api → kb → nlp, corpus, so only a module on the top layer may
 import both the API (``api.main.create_api_app``) and the pages (``web.routes``). ``kb serve``
-names :func:`served_app` / :func:`secure_app` to uvicorn as factories by their import path
-(``web.app:served_app``), so the command line does not import the layers above it either.
+names :func:`create_app` by its import path (``web.app:create_app``, kb/cli/serving.py) and
+builds the app once, in the parent it forks its workers from, so the command line does not
+import the layers above it either. :func:`served_app` / :func:`secure_app` are factories for
+running the app under another ASGI server (``uvicorn --factory web.app:served_app``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def create_app(
 
 
 def served_app() -> FastAPI:
-    """What each ``kb serve`` worker builds for itself.
+    """The app for another ASGI server's workers (each builds its own): it loads the search
+    model and index in the background as it starts (``kb serve`` loads them before forking).
 
     Caches in the app (search index, results) are per worker and keyed by the database's data
     version, so every worker sees every change.
@@ -47,5 +50,5 @@ def served_app() -> FastAPI:
 
 
 def secure_app() -> FastAPI:
-    """The app with Secure cookies: the factory ``kb serve --secure-cookies`` runs."""
+    """:func:`served_app` with Secure cookies (served over HTTPS)."""
     return create_app(secure_cookies=True, warm_up=True)

@@ -7,18 +7,15 @@ or printed, and neither is their hash.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import os
 import signal
-import socket
 import subprocess
 import sys
 from typing import Annotated, Any
 
 import typer
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb.cli.common import console, fail, print_json, ready_engine
 from kb.config import get_settings
@@ -173,9 +170,9 @@ def serve(
         typer.Option(
             min=1,
             max=16,
-            help="Worker processes (one per core serves more users at once; each loads the "
-            "search model, ~0.35 GB, and maps the shared index files; login rate limits are "
-            "per worker).",
+            help="Worker processes (one per core serves more users at once). They are forked "
+            "from one parent that has loaded the search model and mapped the index, and share "
+            "both; login rate limits are per worker.",
         ),
     ] = 1,
     worker: Annotated[
@@ -201,10 +198,13 @@ def serve(
         )
     ready_engine()
     job_worker = _start_worker() if worker else None
+    server_pid = os.getpid()
     try:
         _run_server(host, port, secure_cookies, workers)
     finally:
-        if job_worker is not None:
+        # A forked server worker leaves through here too when it exits: only the process that
+        # started the job worker stops it.
+        if job_worker is not None and os.getpid() == server_pid:
             job_worker.terminate()
             try:
                 job_worker.wait(timeout=10)
@@ -221,51 +221,11 @@ def _start_worker() -> subprocess.Popen[bytes]:
 
 
 def _run_server(host: str, port: int, secure_cookies: bool, workers: int) -> None:
-    import uvicorn
+    """gunicorn forking uvicorn workers from a parent that has loaded the app, the search model
+    and the index once (kb/cli/serving.py: why, and what must not cross the fork)."""
+    from kb.cli import serving
 
-    proxies = ",".join(p.strip() for p in get_settings().trusted_proxies.split(",") if p.strip())
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        # Forwarded headers only from the configured proxy: otherwise anyone who can reach the
-        # port (a local user, when it listens on loopback) could claim any client address and
-        # reset the login rate limit with each attempt.
-        "proxy_headers": bool(proxies),
-        "forwarded_allow_ips": proxies or None,
-        "server_header": False,
-        "log_level": "info",
-        "access_log": True,
-        "http": NoDelayH11Protocol,
-        # Idle connections stay open 30 s (uvicorn's default is 5): a user reading a page for
-        # longer than that would otherwise send the next request on a connection the server is
-        # just closing, which some clients report as an error instead of retrying.
-        "timeout_keep_alive": 30,
-        # uvicorn kills a worker that does not answer its supervisor's ping within this many
-        # seconds (default 5). Loading torch and the model on two busy cores takes longer, so
-        # with the default, workers were killed while starting and while warming up, and every
-        # restart started the warm-up again (seconds-long stalls in benchmarks/load.py).
-        "timeout_worker_healthcheck": 60,
-    }
-    # The app is named, not imported: it lives in web/app.py, above the kb package, and with
-    # --workers each worker process builds its own from the factory anyway.
-    factory = "web.app:secure_app" if secure_cookies else "web.app:served_app"
-    uvicorn.run(factory, factory=True, workers=workers, **options)
-
-
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection.
-
-    asyncio turns it off itself only for sockets that say they are TCP, and the listening
-    socket uvicorn shares between ``--workers`` processes does not (its protocol number is 0).
-    Without this, a page written in more than one piece waited for the client's delayed ACK:
-    ~40 ms more per page with two workers, measured with benchmarks/load.py.
-    """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+    serving.run(host, port, workers=workers, secure_cookies=secure_cookies)
 
 
 def _is_loopback(host: str) -> bool:
@@ -312,8 +272,8 @@ def worker(
 
 
 def _watch_parent(pid: int) -> None:
-    """End this worker when ``kb serve`` ends: uvicorn re-raises the SIGTERM it caught once it
-    has shut down, so the server cannot always stop its worker itself."""
+    """End this worker when ``kb serve`` ends, however it ends (a SIGKILL leaves the server
+    no chance to stop its worker itself)."""
     import threading
     import time
 
