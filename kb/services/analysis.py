@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.engine import Engine
@@ -40,8 +41,9 @@ from kb.models import Passage
 from kb.services.embedding import embed_passages, embedder_for, stored_vectors
 from kb.services.tagging import get_tagger, tag_passages
 from nlp.embeddings import Embedder
-from nlp.tagger import Tagger
+from nlp.tagger import Tagger, TagResult
 
+T = TypeVar("T")
 _EMBEDDING: tuple[int, ThreadPoolExecutor] | None = None
 _EMBEDDING_LOCK = threading.Lock()
 
@@ -65,6 +67,19 @@ class Preparation:
 
     tags: dict[str, list[Any]]
     vectors: Future[dict[str, np.ndarray]] | None
+
+
+@dataclass(slots=True)
+class PassageResults:
+    """A document's finished analysis, by distinct passage text: what its write stores."""
+
+    tags: dict[str, list[TagResult]]
+    #: Empty without an embedder.
+    vectors: dict[str, np.ndarray]
+    #: The embedder's model id, None without one.
+    embedding_model: str | None
+    #: The tagger's fingerprint (``Passage.tagged_with``).
+    tagged_with: str
 
 
 class PassageAnalysis:
@@ -107,27 +122,11 @@ class PassageAnalysis:
 
     def _tag(self, texts: list[str]) -> list[Any]:
         """Tags of ``texts``, computed at ``niceness`` in a thread of its own when it is set."""
-        if self.niceness <= 0:
-            return self.tagger.tag_many(texts)
-        result: list[list[Any]] = []
-        failure: list[BaseException] = []
+        return run_lowered(lambda: self.tagger.tag_many(texts), self.niceness)
 
-        def run() -> None:
-            try:
-                lower_this_thread(self.niceness)
-                result.append(self.tagger.tag_many(texts))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                failure.append(exc)
-
-        worker = threading.Thread(target=run, name="kb-ingest-analysis", daemon=True)
-        worker.start()
-        worker.join()
-        if failure:
-            raise failure[0]
-        return result[0]
-
-    def use(self, preparation: Preparation) -> None:
-        """Make ``preparation`` the one the next call stores (waits for its vectors)."""
+    def use(self, preparation: Preparation) -> PassageResults:
+        """``preparation``'s results, once its vectors are done (waits for them); also what
+        the next call of the hook stores, when its passages have those texts."""
         vectors = preparation.vectors.result() if preparation.vectors is not None else {}
         prepared = {
             text: (tags, vectors.get(text) if self.embedder is not None else None)
@@ -135,6 +134,12 @@ class PassageAnalysis:
         }
         with self._lock:
             self._prepared = prepared
+        return PassageResults(
+            tags=preparation.tags,
+            vectors=vectors if self.embedder is not None else {},
+            embedding_model=self.embedder.model_id if self.embedder is not None else None,
+            tagged_with=self.tagger.fingerprint(),
+        )
 
     def prepare(
         self,
@@ -186,6 +191,29 @@ def passage_hook(settings: Settings, *, embed: bool | None = None) -> PassageAna
         embedder_for(settings) if (settings.embed_on_ingest if embed is None else embed) else None
     )
     return PassageAnalysis(tagger, embedder, niceness=settings.ingest_nice)
+
+
+def run_lowered(work: Callable[[], T], niceness: int) -> T:
+    """``work()`` in a thread of its own at CPU niceness ``niceness`` (in the caller's thread
+    when it is 0), its exceptions re-raised in the caller's."""
+    if niceness <= 0:
+        return work()
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            lower_this_thread(niceness)
+            result.append(work())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="kb-ingest-analysis", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def lower_this_thread(niceness: int) -> int:
