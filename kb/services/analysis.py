@@ -78,8 +78,13 @@ class PassageResults:
     vectors: dict[str, np.ndarray]
     #: The embedder's model id, None without one.
     embedding_model: str | None
-    #: The tagger's fingerprint (``Passage.tagged_with``).
-    tagged_with: str
+    #: The tagger that made ``tags``.
+    tagger: Tagger
+
+    @property
+    def tagged_with(self) -> str:
+        """The tagger's fingerprint (``Passage.tagged_with``)."""
+        return self.tagger.fingerprint()
 
 
 class PassageAnalysis:
@@ -138,7 +143,7 @@ class PassageAnalysis:
             tags=preparation.tags,
             vectors=vectors if self.embedder is not None else {},
             embedding_model=self.embedder.model_id if self.embedder is not None else None,
-            tagged_with=self.tagger.fingerprint(),
+            tagger=self.tagger,
         )
 
     def prepare(

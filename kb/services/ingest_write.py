@@ -143,11 +143,15 @@ def _insert_passages(
     ]
     if not rows:
         return []
-    table = Passage.__table__  # type: ignore[attr-defined]
-    result = session.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+    # One executemany, then the ids by order: RETURNING in parameter order would make SQLite
+    # run one INSERT per row.
+    session.execute(insert(Passage.__table__), rows)  # type: ignore[attr-defined]
+    ids = dict(
+        session.execute(
+            select(Passage.order, Passage.id).where(Passage.document_id == document_id)
+        ).all()
     )
-    return [row[0] for row in result]
+    return [ids[p.order] for p in settled.passages]
 
 
 def _insert_tags(session: Session, settled: Settled, ids: list[int], review_ids: list[int]) -> None:
