@@ -63,7 +63,8 @@ def watched(engine, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped
             (ingest_analysis, "segment"),
         ]:
             monkeypatch.setattr(module, name, _spy(calls, name, getattr(module, name), watch))
-        monkeypatch.setattr(hook.tagger, "tag_many", _spy(calls, "tag", hook.tagger.tag_many, watch))
+        tagger = hook.tagger
+        monkeypatch.setattr(tagger, "tag_many", _spy(calls, "tag", tagger.tag_many, watch))
         embedder = hook.embedder
         monkeypatch.setattr(embedder, "encode", _spy(calls, "embed", embedder.encode, watch))  # type: ignore[union-attr]
 

@@ -1,19 +1,15 @@
 """What happens to new passages of an ingested document: theme tags, then embeddings.
 
-Kept apart from ingest.py so ingesting stays testable without models, and so the CLI, the web
+Kept apart from ingest so ingesting stays testable without models, and so the CLI, the web
 upload and ``kb demo`` all wire the same analysis in the same order.
 
 Why in two steps: tagging and embedding a long document takes minutes, and on SQLite a write
-transaction holds the database's only write lock for as long as it is open. So ``prepare``
-runs the models on the passage texts before the document's transaction begins (ingest calls
-it), and the hook inside the transaction only stores what was computed — a second or two of
-inserts instead of minutes. A passage whose text was not prepared (the hook used on its own,
-or by ``kb retag``) is analysed in place, so the result never depends on the preparation.
-
-Why ``begin`` and ``use``: embedding is the slowest step and runs on a background thread, so
-``kb ingest`` can read, segment and tag the next document while this one is embedded
-(kb/services/ingest.py ``ingest_paths``); ``use`` then hands one document's finished analysis
-to its own short write.
+transaction holds the database's only write lock for as long as it is open. So ingest's
+analysis (kb/services/ingest_analysis.py) calls ``begin`` on the passage texts before the
+document's transaction begins — tags now, embeddings on a background thread, so ``kb ingest``
+can read, segment and tag the next document while this one is embedded — and ``use`` hands the
+finished :class:`PassageResults` over; the write only stores them, in bulk. Called as a hook on
+stored passages (``kb retag``, a hook used on its own), it analyses them in place.
 
 Why at a lower priority: with ``niceness`` (KB_INGEST_NICE) tagging runs in a thread of its own
 at that CPU niceness, and the embedding thread lowers itself the same way, so on the server's

@@ -1,8 +1,10 @@
 """Findings and recommendations: the numbered learning a review ends with, as rows of their own.
 
 The tracker links actions to *recommendations*, so each recommendation needs a stable row with
-its number ("Recommendation 3") rather than being just a passage. Extraction is plain string
-work over passages already stored (no model), so the ingest hook can call it on every document.
+its number ("Recommendation 3") rather than being just a passage. Grouping passages into items
+is plain string work (nlp/learning_items.py): ingest does it on a new document's passages
+before its write and stores the rows in bulk (:func:`store_learning`); a person's role change
+re-extracts from the stored passages (:func:`extract_findings`).
 Rows a person corrected (``edited=True``) survive re-extraction, and so do rows that actions
 already point at, so re-ingesting a document never silently breaks the tracker's links.
 """
