@@ -12,11 +12,10 @@ already point at, so re-ingesting a document never silently breaks the tracker's
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_
+from sqlalchemy import insert, or_, update
 from sqlmodel import Session, col, select
 
 from kb.models import (
@@ -139,17 +138,7 @@ def store_learning(
     """
     if fresh:
         for model, drafts in ((Finding, findings), (Recommendation, recommendations)):
-            rows = [
-                {
-                    "review_id": review_id,
-                    "number": d.number,
-                    "text": d.text,
-                    "passage_id": d.passage_id,
-                    "themes": d.themes,
-                    "edited": False,
-                }
-                for d in drafts
-            ]
+            rows = [_row(review_id, d) for d in drafts]
             if rows:
                 session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
         return len(findings), len(recommendations)
@@ -178,23 +167,36 @@ def _sync(
 ) -> int:
     """Make the stored rows match ``items``, keeping edited rows and rows actions link to.
 
-    Unedited rows are updated in place (matched by number, else by text) so their ids, and
-    therefore tracker links, stay the same across re-extraction.
+    Unedited rows are updated in place (matched by number, else by text; rows sharing a key
+    in order) so their ids, and therefore tracker links, stay the same across re-extraction;
+    items no row matches are inserted in one statement.
     """
-    existing = list(session.exec(select(model).where(model.review_id == review_id)).all())
+    existing = list(
+        session.exec(
+            select(model).where(model.review_id == review_id).order_by(col(model.id))
+        ).all()
+    )
     kept = [row for row in existing if row.edited]
     taken_numbers = {row.number for row in kept if row.number}
-    free = {(_key(row.number, row.text)): row for row in existing if not row.edited}
+    free: dict[str, list[Finding | Recommendation]] = {}
+    for row in existing:
+        if not row.edited:
+            free.setdefault(_key(row.number, row.text), []).append(row)
+    new: list[dict[str, Any]] = []
     for item in items:
         if item.number and item.number in taken_numbers:
             continue  # a person's edit of this item wins
-        row = free.pop(_key(item.number, item.text), None) or model(review_id=review_id, text="")
+        same = free.get(_key(item.number, item.text))
+        if not same:
+            new.append(_row(review_id, item))
+            continue
+        row = same.pop(0)
         row.number, row.text = item.number, item.text
         row.passage_id = item.passage_id
         row.themes = list(item.themes)
         session.add(row)
         kept.append(row)
-    for row in free.values():
+    for row in (row for rows in free.values() for row in rows):
         if row.id in linked:
             log.warning(
                 "recommendation %s no longer extracted but kept: actions link to it", row.id
@@ -202,22 +204,38 @@ def _sync(
             row.passage_id = None
             continue
         session.delete(row)
-    return len(kept)
+    if new:
+        session.execute(insert(model.__table__), new)  # type: ignore[attr-defined]
+    return len(kept) + len(new)
+
+
+def _row(review_id: int, draft: LearningDraft) -> dict[str, Any]:
+    return {
+        "review_id": review_id,
+        "number": draft.number,
+        "text": draft.text,
+        "passage_id": draft.passage_id,
+        "themes": list(draft.themes),
+        "edited": False,
+    }
 
 
 def _key(number: str | None, text: str) -> str:
     return f"#{number}" if number else text.strip().lower()
 
 
-def detach_passages(session: Session, *, passage_ids: Sequence[int]) -> None:
-    """Clear finding / recommendation links to passages about to be deleted (a document's
-    previous version), so the delete does not break foreign keys and the rows survive."""
+def detach_passages(session: Session, *, document_id: int) -> None:
+    """Clear finding / recommendation links to a document's passages about to be deleted (a
+    document's previous version), so the delete does not break foreign keys and the rows
+    survive. Two UPDATE statements, however many passages."""
+    passages = select(Passage.id).where(Passage.document_id == document_id)
     for model in (Finding, Recommendation):
-        rows = session.exec(select(model).where(col(model.passage_id).in_(list(passage_ids)))).all()
-        for row in rows:
-            row.passage_id = None
-            session.add(row)
-    session.flush()
+        session.execute(
+            update(model)
+            .where(col(model.passage_id).in_(passages))
+            .values(passage_id=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def list_findings(session: Session, *, review_id: int) -> list[FindingPublic]:

@@ -236,7 +236,7 @@ def _supersede(
     old_reviews = session.exec(select(Review).where(Review.document_id == previous.id)).all()
     by_name = {r.pseudonym: r for r in old_reviews}
     old_passage_ids = select(Passage.id).where(Passage.document_id == previous.id)
-    detach_passages(session, passage_ids=list(session.exec(old_passage_ids).all()))
+    detach_passages(session, document_id=previous.id)  # type: ignore[arg-type]
     session.exec(delete(ThemeTag).where(col(ThemeTag.passage_id).in_(old_passage_ids)))  # type: ignore[call-overload]
     session.exec(delete(Passage).where(col(Passage.document_id) == previous.id))  # type: ignore[call-overload]
     kept: list[Review] = []
