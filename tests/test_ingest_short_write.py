@@ -156,3 +156,28 @@ def test_a_decision_made_during_the_analysis_is_carried(
         assert review is not None
         texts = session.exec(select(Finding.text).where(Finding.review_id == review.id)).all()
         assert len(texts) == 2 and not any("never assessed" in t for t in texts)
+
+
+def test_re_extraction_keeps_one_row_per_item_when_numbers_repeat(engine, tmp_path: Path) -> None:
+    """Two items numbered "1" (two lists in one review): stored twice, re-stored in place."""
+    from kb.services.findings import LearningDraft, store_learning
+
+    path = tmp_path / "child-n.md"
+    path.write_text(DOC)
+    report = ingest_paths(engine=engine, paths=[path], options=IngestOptions())
+    review_id = report.ingested[0]["reviews"][0]
+    drafts = [
+        LearningDraft("1", "The first list's first finding.", None, []),
+        LearningDraft("1", "The second list's first finding.", None, ["neglect"]),
+    ]
+    with Session(engine) as session:
+        store_learning(session, review_id, drafts, [], fresh=False)
+        session.commit()
+        first = sorted(session.exec(select(Finding.id).where(Finding.review_id == review_id)))
+        assert store_learning(session, review_id, drafts, [], fresh=False) == (2, 0)
+        session.commit()
+        rows = session.exec(
+            select(Finding).where(Finding.review_id == review_id).order_by(Finding.id)  # type: ignore[arg-type]
+        ).all()
+    assert [r.id for r in rows] == first and len(rows) == 2
+    assert [r.themes for r in rows] == [[], ["neglect"]]
