@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, update
+from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlmodel import Session, col, select
 
 from kb.models import (
@@ -168,45 +168,61 @@ def _sync(
     """Make the stored rows match ``items``, keeping edited rows and rows actions link to.
 
     Unedited rows are updated in place (matched by number, else by text; rows sharing a key
-    in order) so their ids, and therefore tracker links, stay the same across re-extraction;
-    items no row matches are inserted in one statement.
+    in order) so their ids, and therefore tracker links, stay the same across re-extraction.
+    Plain statements, one per kind of change (ingest's write re-extracts thousands of rows of
+    a long report); rows of this review the session has loaded are refreshed afterwards.
     """
-    existing = list(
-        session.exec(
-            select(model).where(model.review_id == review_id).order_by(col(model.id))
-        ).all()
-    )
-    kept = [row for row in existing if row.edited]
-    taken_numbers = {row.number for row in kept if row.number}
-    free: dict[str, list[Finding | Recommendation]] = {}
+    table = model.__table__  # type: ignore[attr-defined]
+    existing = session.execute(
+        select(table.c.id, table.c.number, table.c.text, table.c.edited)
+        .where(table.c.review_id == review_id)
+        .order_by(table.c.id)
+    ).all()
+    kept = sum(1 for row in existing if row.edited)
+    taken_numbers = {row.number for row in existing if row.edited and row.number}
+    free: dict[str, list[int]] = {}
     for row in existing:
         if not row.edited:
-            free.setdefault(_key(row.number, row.text), []).append(row)
+            free.setdefault(_key(row.number, row.text), []).append(row.id)
     new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for item in items:
         if item.number and item.number in taken_numbers:
             continue  # a person's edit of this item wins
         same = free.get(_key(item.number, item.text))
-        if not same:
-            new.append(_row(review_id, item))
-            continue
-        row = same.pop(0)
-        row.number, row.text = item.number, item.text
-        row.passage_id = item.passage_id
-        row.themes = list(item.themes)
-        session.add(row)
-        kept.append(row)
-    for row in (row for rows in free.values() for row in rows):
-        if row.id in linked:
-            log.warning(
-                "recommendation %s no longer extracted but kept: actions link to it", row.id
-            )
-            row.passage_id = None
-            continue
-        session.delete(row)
+        values = _row(review_id, item)
+        if same:
+            changed.append({"row_id": same.pop(0), **values})
+        else:
+            new.append(values)
+    stale = [row_id for ids in free.values() for row_id in ids]
+    kept_links = [row_id for row_id in stale if row_id in linked]
+    for row_id in kept_links:
+        log.warning("recommendation %s no longer extracted but kept: actions link to it", row_id)
+    if kept_links:
+        session.execute(update(table).where(table.c.id.in_(kept_links)).values(passage_id=None))
+    gone = [row_id for row_id in stale if row_id not in linked]
+    if gone:
+        session.execute(delete(table).where(table.c.id.in_(gone)))
+    if changed:
+        session.execute(update(table).where(table.c.id == bindparam("row_id")), changed)
     if new:
-        session.execute(insert(model.__table__), new)  # type: ignore[attr-defined]
-    return len(kept) + len(new)
+        session.execute(insert(table), new)
+    _forget_loaded(session, model, review_id, set(gone))
+    return kept + len(changed) + len(new)
+
+
+def _forget_loaded(
+    session: Session, model: type[Finding] | type[Recommendation], review_id: int, gone: set[int]
+) -> None:
+    """Loaded rows of the review read again on next use (deleted ones leave the session):
+    the statements above went around them. Their own changes were flushed before (autoflush)."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, model) and obj.review_id == review_id:
+            if obj.id in gone:
+                session.expunge(obj)
+            else:
+                session.expire(obj)
 
 
 def _row(review_id: int, draft: LearningDraft) -> dict[str, Any]:
