@@ -11,6 +11,10 @@ previous document only when that document's review belongs to the same partnersh
 uploader may edit it; otherwise it is a new document. A new version never changes an existing
 review's partnership or status: publishing is its own audited action
 (:func:`kb.services.reviews.set_review_status`).
+
+Why two steps per file: everything slow happens in the analysis (kb/services/ingest_analysis.py,
+no write), so the document's transaction (kb/services/ingest_write.py) only stores rows and
+other users' writes wait for it a second or two at most, not minutes.
 """
 
 from __future__ import annotations
