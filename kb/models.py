@@ -308,7 +308,8 @@ class FindingBase(SQLModel):
 class Finding(FindingBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     review_id: int = Field(foreign_key="review.id", index=True)
-    passage_id: int | None = Field(default=None, foreign_key="passage.id")
+    #: Indexed: deleting a replaced version's passages checks this foreign key per passage.
+    passage_id: int | None = Field(default=None, foreign_key="passage.id", index=True)
     edited: bool = False
 
 
@@ -327,7 +328,8 @@ class RecommendationBase(SQLModel):
 class Recommendation(RecommendationBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     review_id: int = Field(foreign_key="review.id", index=True)
-    passage_id: int | None = Field(default=None, foreign_key="passage.id")
+    #: Indexed: deleting a replaced version's passages checks this foreign key per passage.
+    passage_id: int | None = Field(default=None, foreign_key="passage.id", index=True)
     edited: bool = False
 
 

@@ -342,7 +342,7 @@ def test_unexpected_error_is_reported_on_one_short_line(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise SimulatedCrash("first line of the reason\n[SQL: INSERT secret text]\n" + "x" * 999)
 
-    monkeypatch.setattr("kb.services.ingest.extract_findings", explode)
+    monkeypatch.setattr("kb.services.ingest_write.store_learning", explode)
     path = tmp_path / "child-r.md"
     path.write_text(OTHER_REVIEW, encoding="utf-8")
     result = runner.invoke(app, ["ingest", str(path), "--json"])

@@ -1,19 +1,15 @@
 """What happens to new passages of an ingested document: theme tags, then embeddings.
 
-Kept apart from ingest.py so ingesting stays testable without models, and so the CLI, the web
+Kept apart from ingest so ingesting stays testable without models, and so the CLI, the web
 upload and ``kb demo`` all wire the same analysis in the same order.
 
 Why in two steps: tagging and embedding a long document takes minutes, and on SQLite a write
-transaction holds the database's only write lock for as long as it is open. So ``prepare``
-runs the models on the passage texts before the document's transaction begins (ingest calls
-it), and the hook inside the transaction only stores what was computed — a second or two of
-inserts instead of minutes. A passage whose text was not prepared (the hook used on its own,
-or by ``kb retag``) is analysed in place, so the result never depends on the preparation.
-
-Why ``begin`` and ``use``: embedding is the slowest step and runs on a background thread, so
-``kb ingest`` can read, segment and tag the next document while this one is embedded
-(kb/services/ingest.py ``ingest_paths``); ``use`` then hands one document's finished analysis
-to its own short write.
+transaction holds the database's only write lock for as long as it is open. So ingest's
+analysis (kb/services/ingest_analysis.py) calls ``begin`` on the passage texts before the
+document's transaction begins — tags now, embeddings on a background thread, so ``kb ingest``
+can read, segment and tag the next document while this one is embedded — and ``use`` hands the
+finished :class:`PassageResults` over; the write only stores them, in bulk. Called as a hook on
+stored passages (``kb retag``, a hook used on its own), it analyses them in place.
 
 Why at a lower priority: with ``niceness`` (KB_INGEST_NICE) tagging runs in a thread of its own
 at that CPU niceness, and the embedding thread lowers itself the same way, so on the server's
@@ -27,9 +23,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.engine import Engine
@@ -40,8 +37,9 @@ from kb.models import Passage
 from kb.services.embedding import embed_passages, embedder_for, stored_vectors
 from kb.services.tagging import get_tagger, tag_passages
 from nlp.embeddings import Embedder
-from nlp.tagger import Tagger
+from nlp.tagger import Tagger, TagResult
 
+T = TypeVar("T")
 _EMBEDDING: tuple[int, ThreadPoolExecutor] | None = None
 _EMBEDDING_LOCK = threading.Lock()
 
@@ -65,6 +63,24 @@ class Preparation:
 
     tags: dict[str, list[Any]]
     vectors: Future[dict[str, np.ndarray]] | None
+
+
+@dataclass(slots=True)
+class PassageResults:
+    """A document's finished analysis, by distinct passage text: what its write stores."""
+
+    tags: dict[str, list[TagResult]]
+    #: Empty without an embedder.
+    vectors: dict[str, np.ndarray]
+    #: The embedder's model id, None without one.
+    embedding_model: str | None
+    #: The tagger that made ``tags``.
+    tagger: Tagger
+
+    @property
+    def tagged_with(self) -> str:
+        """The tagger's fingerprint (``Passage.tagged_with``)."""
+        return self.tagger.fingerprint()
 
 
 class PassageAnalysis:
@@ -107,27 +123,11 @@ class PassageAnalysis:
 
     def _tag(self, texts: list[str]) -> list[Any]:
         """Tags of ``texts``, computed at ``niceness`` in a thread of its own when it is set."""
-        if self.niceness <= 0:
-            return self.tagger.tag_many(texts)
-        result: list[list[Any]] = []
-        failure: list[BaseException] = []
+        return run_lowered(lambda: self.tagger.tag_many(texts), self.niceness)
 
-        def run() -> None:
-            try:
-                lower_this_thread(self.niceness)
-                result.append(self.tagger.tag_many(texts))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                failure.append(exc)
-
-        worker = threading.Thread(target=run, name="kb-ingest-analysis", daemon=True)
-        worker.start()
-        worker.join()
-        if failure:
-            raise failure[0]
-        return result[0]
-
-    def use(self, preparation: Preparation) -> None:
-        """Make ``preparation`` the one the next call stores (waits for its vectors)."""
+    def use(self, preparation: Preparation) -> PassageResults:
+        """``preparation``'s results, once its vectors are done (waits for them); also what
+        the next call of the hook stores, when its passages have those texts."""
         vectors = preparation.vectors.result() if preparation.vectors is not None else {}
         prepared = {
             text: (tags, vectors.get(text) if self.embedder is not None else None)
@@ -135,6 +135,12 @@ class PassageAnalysis:
         }
         with self._lock:
             self._prepared = prepared
+        return PassageResults(
+            tags=preparation.tags,
+            vectors=vectors if self.embedder is not None else {},
+            embedding_model=self.embedder.model_id if self.embedder is not None else None,
+            tagger=self.tagger,
+        )
 
     def prepare(
         self,
@@ -186,6 +192,29 @@ def passage_hook(settings: Settings, *, embed: bool | None = None) -> PassageAna
         embedder_for(settings) if (settings.embed_on_ingest if embed is None else embed) else None
     )
     return PassageAnalysis(tagger, embedder, niceness=settings.ingest_nice)
+
+
+def run_lowered(work: Callable[[], T], niceness: int) -> T:
+    """``work()`` in a thread of its own at CPU niceness ``niceness`` (in the caller's thread
+    when it is 0), its exceptions re-raised in the caller's."""
+    if niceness <= 0:
+        return work()
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            lower_this_thread(niceness)
+            result.append(work())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="kb-ingest-analysis", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def lower_this_thread(niceness: int) -> int:

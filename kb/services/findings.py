@@ -1,8 +1,10 @@
 """Findings and recommendations: the numbered learning a review ends with, as rows of their own.
 
 The tracker links actions to *recommendations*, so each recommendation needs a stable row with
-its number ("Recommendation 3") rather than being just a passage. Extraction is plain string
-work over passages already stored (no model), so the ingest hook can call it on every document.
+its number ("Recommendation 3") rather than being just a passage. Grouping passages into items
+is plain string work (nlp/learning_items.py): ingest does it on a new document's passages
+before its write and stores the rows in bulk (:func:`store_learning`); a person's role change
+re-extracts from the stored passages (:func:`extract_findings`).
 Rows a person corrected (``edited=True``) survive re-extraction, and so do rows that actions
 already point at, so re-ingesting a document never silently breaks the tracker's links.
 """
@@ -10,12 +12,10 @@ already point at, so re-ingesting a document never silently breaks the tracker's
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlmodel import Session, col, select
 
 from kb.models import (
@@ -33,111 +33,54 @@ from kb.services import audit
 from kb.services.access import Principal
 from kb.services.reviews import NotFound, get_review
 from kb.services.tracker import check_may_edit, check_themes
+from nlp.learning_items import (
+    FINDING_KINDS,
+    RECOMMENDATION_KINDS,
+    LearningItem,
+    group_items,
+    is_intro,
+    learning_items,
+    learning_kind,
+)
 
 log = logging.getLogger(__name__)
 
-FINDING_KINDS = frozenset({"findings", "finding"})
-RECOMMENDATION_KINDS = frozenset({"recommendations", "recommendation"})
-#: Passages with these roles are never findings or recommendations, whatever their section
-#: (a scrutiny report's "1 Recommendations: That the Board notes the report").
-NOT_LEARNING_ROLES = frozenset({"front_matter", "partnership_business"})
-#: Outside a findings / recommendations section a passage's role alone makes it one when a
-#: person set it or the classifier is this sure (real PDFs lose or garble headings).
-ROLE_ALONE_CONFIDENCE = 0.6
-
-# "1.", "2)", "(3)", "Recommendation 3:", "Finding 2 –", "Learning point 4." at the start of a text
-_NUMBER = re.compile(
-    r"^\s*(?:(?:recommendation|finding|learning\s+point|rec\.?)\s*(\d{1,3})\s*[.):\-–—]?"
-    r"|\(?(\d{1,3}(?:\.\d{1,2})?)(?:\)|[.:](?!\d))|(\d{1,3}\.\d{1,2})(?=\s))\s*",
-    re.IGNORECASE,
-)
-# a numbered heading such as "Finding 1: Mr G remained invisible" (section titles)
-_TITLE_NUMBER = re.compile(
-    r"^\s*(?:\d+(?:\.\d+)*\.?\s+)?(?:recommendation|finding|learning\s+point)\s+(\d{1,3})\b"
-    r"\s*[.:\-–—]?\s*",
-    re.IGNORECASE,
-)
-_INTRO = re.compile(
-    r"\b(following|these|below|makes?\s+\w+\s+recommendations?|recommends?\s+that\s*:?$)\b",
-    re.IGNORECASE,
-)
+__all__ = [
+    "FINDING_KINDS",
+    "RECOMMENDATION_KINDS",
+    "LearningDraft",
+    "extract_findings",
+    "group_items",
+    "is_intro",
+    "learning_kind",
+    "store_learning",
+]
 
 
-@dataclass
-class _Item:
-    """One finding or recommendation being assembled from one or more passages."""
+@dataclass(frozen=True, slots=True)
+class LearningDraft:
+    """A finding or recommendation ready to store: its first passage's id and its themes (the
+    themes of all its passages that are not rejected)."""
 
     number: str | None
-    passages: list[Passage] = field(default_factory=list)
-    lead: str = ""
-
-    @property
-    def text(self) -> str:
-        parts = [self.lead] if self.lead else []
-        parts += [_strip_number(p.text) for p in self.passages]
-        return "\n\n".join(part for part in parts if part)
+    text: str
+    passage_id: int | None
+    themes: list[str]
 
 
-def _strip_number(text: str) -> str:
-    return _NUMBER.sub("", text, count=1).strip()
-
-
-def _number_of(text: str) -> str | None:
-    match = _NUMBER.match(text)
-    return next((g for g in match.groups() if g), None) if match else None
-
-
-def is_intro(passage: Passage) -> bool:
-    """Headings and lead-in sentences ("The review makes the following recommendations:")."""
-    text = passage.text.strip()
-    if passage.kind == "heading" or not text:
-        return True
-    if text.endswith(":") and _number_of(text) is None:
-        return True
-    words = text.split()
-    if len(words) <= 3 and passage.kind != "list_item" and _number_of(text) is None:
-        return True
-    return _number_of(text) is None and len(words) < 25 and bool(_INTRO.search(text))
-
-
-def group_items(passages: Sequence[Passage]) -> list[_Item]:
-    """Split a section's passages into items: numbered paragraphs, list items, or numbered
-    sub-headings ("Finding 1: …") whose paragraphs belong together."""
-    items: list[_Item] = []
-    for passage in passages:
-        if is_intro(passage):
-            continue
-        number = _number_of(passage.text)
-        title = _TITLE_NUMBER.match(passage.section_title or "")
-        previous = items[-1] if items else None
-        if number is None and title is not None:
-            if previous is not None and previous.passages[0].section_title == passage.section_title:
-                previous.passages.append(passage)
-                continue
-            lead = passage.section_title[title.end() :].strip()
-            items.append(_Item(title.group(1), [passage], lead))
-            continue
-        continues = (
-            number is None
-            and passage.kind == "paragraph"
-            and previous is not None
-            and previous.number is not None
-            and previous.passages[-1].kind == "paragraph"
-            and previous.passages[-1].section_title == passage.section_title
+def drafts_of(
+    items: list[LearningItem], passage_id: Any, themes: dict[Any, list[str]]
+) -> list[LearningDraft]:
+    """Items → drafts; ``passage_id(p)`` gives a passage's id and keys ``themes``."""
+    return [
+        LearningDraft(
+            item.number,
+            item.text,
+            passage_id(item.passages[0]),
+            sorted({t for p in item.passages for t in themes.get(passage_id(p), [])}),
         )
-        if continues:
-            previous.passages.append(passage)  # type: ignore[union-attr]
-        else:
-            items.append(_Item(number, [passage]))
-    _number_list_items(items)
-    return items
-
-
-def _number_list_items(items: list[_Item]) -> None:
-    """Readers may drop "1." from list items: number them by position when none has one."""
-    if items and all(item.number is None for item in items):
-        for index, item in enumerate(items, start=1):
-            item.number = str(index)
+        for item in items
+    ]
 
 
 def _themes_by_passage(session: Session, passage_ids: list[int]) -> dict[int, list[str]]:
@@ -152,27 +95,10 @@ def _themes_by_passage(session: Session, passage_ids: list[int]) -> dict[int, li
     return {pid: sorted(ids) for pid, ids in themes.items()}
 
 
-def learning_kind(passage: Passage) -> str | None:
-    """ "finding", "recommendation" or None for one passage, from its section and its role.
-
-    The section decides between the two (items listed under a review's findings are findings
-    even when worded with "should"); the role removes front matter and partnership business
-    from those sections and adds passages whose heading was lost.
-    """
-    if passage.role in NOT_LEARNING_ROLES:
-        return None
-    if passage.section_kind in FINDING_KINDS:
-        return "finding"
-    if passage.section_kind in RECOMMENDATION_KINDS:
-        return "recommendation"
-    sure = passage.role_source == "person" or passage.role_confidence >= ROLE_ALONE_CONFIDENCE
-    return passage.role if sure and passage.role in ("finding", "recommendation") else None
-
-
 def extract_findings(session: Session, *, review_id: int) -> tuple[int, int]:
     """(Re)build the review's findings and recommendations; returns how many of each.
 
-    Two queries for passages and tags, no model: cheap enough for the ingest hook.
+    Two queries for passages and tags, no model: cheap enough after a person's role change.
     """
     passages = session.exec(
         select(Passage)
@@ -186,9 +112,37 @@ def extract_findings(session: Session, *, review_id: int) -> tuple[int, int]:
         .order_by(col(Passage.order))
     ).all()
     themes = _themes_by_passage(session, [p.id for p in passages if p.id is not None])
-    findings = group_items([p for p in passages if learning_kind(p) == "finding"])
-    recs = group_items([p for p in passages if learning_kind(p) == "recommendation"])
-    n_findings = _sync(session, Finding, review_id, findings, themes, linked=set())
+    findings, recs = learning_items(passages)
+    ids = lambda p: p.id  # noqa: E731 - the stored passage's own id
+    return store_learning(
+        session,
+        review_id,
+        drafts_of(findings, ids, themes),
+        drafts_of(recs, ids, themes),
+        fresh=False,
+    )
+
+
+def store_learning(
+    session: Session,
+    review_id: int,
+    findings: list[LearningDraft],
+    recommendations: list[LearningDraft],
+    *,
+    fresh: bool,
+) -> tuple[int, int]:
+    """Store a review's findings and recommendations; returns how many of each it has.
+
+    ``fresh``: the review was made in this transaction, so it has no rows yet and they are
+    inserted in bulk (ingest's short write); otherwise stored rows are matched and kept.
+    """
+    if fresh:
+        for model, drafts in ((Finding, findings), (Recommendation, recommendations)):
+            rows = [_row(review_id, d) for d in drafts]
+            if rows:
+                session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+        return len(findings), len(recommendations)
+    n_findings = _sync(session, Finding, review_id, findings, linked=set())
     linked = set(
         session.exec(
             select(ActionRecommendationLink.recommendation_id)
@@ -198,7 +152,7 @@ def extract_findings(session: Session, *, review_id: int) -> tuple[int, int]:
             .where(Recommendation.review_id == review_id)
         ).all()
     )
-    n_recs = _sync(session, Recommendation, review_id, recs, themes, linked=linked)
+    n_recs = _sync(session, Recommendation, review_id, recommendations, linked=linked)
     session.flush()
     return n_findings, n_recs
 
@@ -207,53 +161,97 @@ def _sync(
     session: Session,
     model: type[Finding] | type[Recommendation],
     review_id: int,
-    items: list[_Item],
-    themes: dict[int, list[str]],
+    items: list[LearningDraft],
     *,
     linked: set[int],
 ) -> int:
     """Make the stored rows match ``items``, keeping edited rows and rows actions link to.
 
-    Unedited rows are updated in place (matched by number, else by text) so their ids, and
-    therefore tracker links, stay the same across re-extraction.
+    Unedited rows are updated in place (matched by number, else by text; rows sharing a key
+    in order) so their ids, and therefore tracker links, stay the same across re-extraction.
+    Plain statements, one per kind of change (ingest's write re-extracts thousands of rows of
+    a long report); rows of this review the session has loaded are refreshed afterwards.
     """
-    existing = list(session.exec(select(model).where(model.review_id == review_id)).all())
-    kept = [row for row in existing if row.edited]
-    taken_numbers = {row.number for row in kept if row.number}
-    free = {(_key(row.number, row.text)): row for row in existing if not row.edited}
+    table = model.__table__  # type: ignore[attr-defined]
+    existing = session.execute(
+        select(table.c.id, table.c.number, table.c.text, table.c.edited)
+        .where(table.c.review_id == review_id)
+        .order_by(table.c.id)
+    ).all()
+    kept = sum(1 for row in existing if row.edited)
+    taken_numbers = {row.number for row in existing if row.edited and row.number}
+    free: dict[str, list[int]] = {}
+    for row in existing:
+        if not row.edited:
+            free.setdefault(_key(row.number, row.text), []).append(row.id)
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for item in items:
         if item.number and item.number in taken_numbers:
             continue  # a person's edit of this item wins
-        row = free.pop(_key(item.number, item.text), None) or model(review_id=review_id, text="")
-        row.number, row.text = item.number, item.text
-        row.passage_id = item.passages[0].id
-        row.themes = sorted({t for p in item.passages for t in themes.get(p.id or -1, [])})
-        session.add(row)
-        kept.append(row)
-    for row in free.values():
-        if row.id in linked:
-            log.warning(
-                "recommendation %s no longer extracted but kept: actions link to it", row.id
-            )
-            row.passage_id = None
-            continue
-        session.delete(row)
-    return len(kept)
+        same = free.get(_key(item.number, item.text))
+        values = _row(review_id, item)
+        if same:
+            changed.append({"row_id": same.pop(0), **values})
+        else:
+            new.append(values)
+    stale = [row_id for ids in free.values() for row_id in ids]
+    kept_links = [row_id for row_id in stale if row_id in linked]
+    for row_id in kept_links:
+        log.warning("recommendation %s no longer extracted but kept: actions link to it", row_id)
+    if kept_links:
+        session.execute(update(table).where(table.c.id.in_(kept_links)).values(passage_id=None))
+    gone = [row_id for row_id in stale if row_id not in linked]
+    if gone:
+        session.execute(delete(table).where(table.c.id.in_(gone)))
+    if changed:
+        session.execute(update(table).where(table.c.id == bindparam("row_id")), changed)
+    if new:
+        session.execute(insert(table), new)
+    _forget_loaded(session, model, review_id, set(gone))
+    return kept + len(changed) + len(new)
+
+
+def _forget_loaded(
+    session: Session, model: type[Finding] | type[Recommendation], review_id: int, gone: set[int]
+) -> None:
+    """Loaded rows of the review read again on next use (deleted ones leave the session):
+    the statements above went around them. Their own changes were flushed before (autoflush)."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, model) and obj.review_id == review_id:
+            if obj.id in gone:
+                session.expunge(obj)
+            else:
+                session.expire(obj)
+
+
+def _row(review_id: int, draft: LearningDraft) -> dict[str, Any]:
+    return {
+        "review_id": review_id,
+        "number": draft.number,
+        "text": draft.text,
+        "passage_id": draft.passage_id,
+        "themes": list(draft.themes),
+        "edited": False,
+    }
 
 
 def _key(number: str | None, text: str) -> str:
     return f"#{number}" if number else text.strip().lower()
 
 
-def detach_passages(session: Session, *, passage_ids: Sequence[int]) -> None:
-    """Clear finding / recommendation links to passages about to be deleted (a document's
-    previous version), so the delete does not break foreign keys and the rows survive."""
+def detach_passages(session: Session, *, document_id: int) -> None:
+    """Clear finding / recommendation links to a document's passages about to be deleted (a
+    document's previous version), so the delete does not break foreign keys and the rows
+    survive. Two UPDATE statements, however many passages."""
+    passages = select(Passage.id).where(Passage.document_id == document_id)
     for model in (Finding, Recommendation):
-        rows = session.exec(select(model).where(col(model.passage_id).in_(list(passage_ids)))).all()
-        for row in rows:
-            row.passage_id = None
-            session.add(row)
-    session.flush()
+        session.execute(
+            update(model)
+            .where(col(model.passage_id).in_(passages))
+            .values(passage_id=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def list_findings(session: Session, *, review_id: int) -> list[FindingPublic]:

@@ -1,9 +1,10 @@
 """Passage roles in the knowledge base: assigned at ingest, corrected by people, audited.
 
-The classifier itself is pure (nlp/roles.py); this module gives it the document's layout
-(corpus/passage_layout.py), keeps people's decisions (``role_source == "person"`` is never
-overwritten, and survives re-ingest of an unchanged passage), and feeds confirmed roles back
-into training so the model learns the documents this deployment actually holds.
+The classifier itself is pure (nlp/roles.py); ingest runs it with the document's layout
+(corpus/passage_layout.py) before its write (kb/services/ingest_analysis.py) with the model
+:func:`current_model` gives. This module keeps people's decisions (``role_source ==
+"person"`` is never overwritten, and survives re-ingest of an unchanged passage), and feeds
+confirmed roles back into training so the model learns the documents this deployment holds.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from threading import Lock
 
 from sqlmodel import Session, col, func, select
 
-from corpus.passage_layout import LayoutIndex
-from corpus.segment import Section
 from kb.models import Document, Passage, PassageRole, Review
 from kb.services import audit
 from kb.services.access import Principal
@@ -22,7 +21,7 @@ from kb.services.errors import Forbidden
 from kb.services.findings import extract_findings
 from kb.services.reviews import NotFound, get_review
 from kb.services.tracker import edit_refusal
-from nlp.roles import RoleInput, RoleModel, classify_roles, default_model, train
+from nlp.roles import RoleInput, RoleModel, default_model, train
 from nlp.roles_features import Unit, lead_of
 
 PERSON = "person"
@@ -124,34 +123,6 @@ def _kind_value(value: object) -> str:
     """A ReviewType value from an enum member or the enum *name* a raw column returns."""
     text = str(getattr(value, "value", value))
     return text.lower()
-
-
-def assign_roles(
-    session: Session,
-    passages: Sequence[Passage],
-    *,
-    text_length: int,
-    sections: list[Section],
-    doc_kind: str,
-    carried: dict[str, str] | None = None,
-) -> None:
-    """Give every passage a role; ``carried`` maps passage text to a person's earlier role."""
-    if not passages:
-        return
-    layout = LayoutIndex(text_length, sections, doc_kind)
-    inputs = [layout.role_input(p.text, p.start, p.kind) for p in passages]
-    decisions = classify_roles(inputs, current_model(session))
-    for passage, decision in zip(passages, decisions, strict=True):
-        if carried and passage.text in carried:
-            passage.role, passage.role_source, passage.role_confidence = (
-                carried[passage.text],
-                PERSON,
-                1.0,
-            )
-            continue
-        passage.role = decision.role
-        passage.role_source = decision.source
-        passage.role_confidence = decision.confidence
 
 
 def person_roles(session: Session, document_id: int) -> dict[str, str]:
