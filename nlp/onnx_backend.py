@@ -280,7 +280,14 @@ class OnnxEncoder:
 def _make_session(onnx_file: Path) -> Any:
     """One intra-op thread per session (parallelism comes from our threads), operators run in
     sequence (a BERT layer is a chain: there is nothing to run side by side), and the full
-    graph optimisation (layer-norm, GELU and attention fusions) applied at load."""
+    graph optimisation (layer-norm, GELU and attention fusions) applied at load.
+
+    Fusing the graph beforehand with onnxruntime's transformer optimiser (Attention,
+    SkipLayerNormalization, BiasGelu, EmbedLayerNormalization, then QAttention when
+    quantised) does no more work per CPU-second than these load-time fusions (80.8 against
+    79.7 passages, benchmarks/onnx_recipes.py); it only starts a session faster (35 against
+    120 ms) and lowers the worst cosine to fp32 (0.975 against 0.984), so the recipe keeps
+    the plain traced graph."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
