@@ -91,6 +91,25 @@ def test_onnx_vectors_match_torch(embedder: Embedder, torch_embedder: Embedder) 
     assert int(np.argmax(fast @ exact[3])) == 3
 
 
+def test_onnx_truncates_long_passages_as_sentence_transformers_does(
+    torch_embedder: Embedder,
+) -> None:
+    """Both backends see the same word pieces of a long passage: the model's own 256, cut
+    at the same place, with [CLS] and [SEP]; a short text is not padded."""
+    from nlp.onnx_backend import OnnxEncoder
+
+    model = torch_embedder._load()
+    encoder = OnnxEncoder(default_model_path(), Path("never-loaded.onnx"))
+    assert encoder.max_seq_length == model.max_seq_length == 256
+    long_text = "The review panel met the family support worker and the school nurse. " * 60
+    for text in (long_text, "Hidden men."):
+        ours = encoder.tokenizer.encode(text)
+        theirs = model.tokenize([text])
+        assert ours.ids == theirs["input_ids"][0].tolist()
+        assert ours.attention_mask == theirs["attention_mask"][0].tolist()
+    assert len(encoder.tokenizer.encode(long_text).ids) == 256
+
+
 def test_onnx_model_is_exported_once_into_the_cache(tmp_path: Path) -> None:
     """An Embedder on an empty cache folder exports there; a second one reuses the file."""
     from nlp.onnx_backend import quantized_model_file
