@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Column, MetaData, Numeric, Table, create_engine, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, col, select
+from sqlmodel import Session, SQLModel, col, select
 from typer.testing import CliRunner
 
 from kb import db as kb_db
@@ -161,92 +161,12 @@ def build_kb(engine: Engine, folder: Path) -> None:
     [review_id] = _ingest(engine, folder, "child-w.md", REVIEW)
     system = Principal.system()
     with session_scope(engine) as session:
-        passages = session.exec(select(Passage).order_by(col(Passage.id))).all()
-        for i, passage in enumerate(passages):
-            passage.embedding = to_bytes(np.linspace(-1.0, 1.0, 8) * (i + 1))
-            passage.embedding_model = "hand-made-8d"
-            session.add(passage)
-        tags = session.exec(select(ThemeTag).order_by(col(ThemeTag.id))).all()
-        assert len(tags) >= 2
-        decide_tag(session, principal=system, tag_id=_id(tags[0].id), status=TagStatus.CONFIRMED)
-        decide_tag(session, principal=system, tag_id=_id(tags[1].id), status=TagStatus.REJECTED)
-        review = session.get(Review, review_id)
-        assert review is not None
-        case = Case(label="Child W", partnership_id=review.partnership_id)
-        session.add(case)
-        session.flush()
-        review.case_id, review.case_source = case.id, "person"
-        session.add(
-            Review(
-                document_id=review.document_id,
-                partnership_id=review.partnership_id,
-                parent_review_id=review.id,
-                pseudonym="Child W (sibling)",
-                incident_date=date(2023, 4, 2),
-                year=2023,
-                status=ReviewStatus.PUBLISHED,
-                case_id=case.id,
-                case_source="person",
-            )
-        )
-        rec = session.exec(select(Recommendation).order_by(col(Recommendation.id))).first()
-        assert rec is not None and rec.id is not None
-        action = create_action(
-            session,
-            principal=system,
-            data=ActionCreate(
-                ref="WM-01",
-                agency="Health",
-                description="Add 'who else lives here?' to the health visiting template.",
-                due_date=date(2024, 3, 31),
-                status=ActionStatus.COMPLETED,
-                completed_date=date(2024, 2, 20),
-                impact_evidence="Audit of 40 records: 38 name every adult.",
-                impact_rating=ImpactRating.SOME,
-                recommendation_ids=[rec.id],
-                theme_ids=["hidden-men"],
-            ),
-        )
-        course = create_course(
-            session,
-            data=TrainingCourseCreate(
-                ref="TC-01",
-                title="Seeing the whole household",
-                provider="Westmarch learning hub",
-                theme_ids=["hidden-men", "information-sharing"],
-                action_ids=[action.id],
-            ),
-        )
-        create_session(
-            session,
-            data=TrainingSessionCreate(
-                ref="TS-01",
-                course_id=course.id,
-                held_on=date(2024, 5, 14),
-                attendance=23,
-                pre_score=2.4,
-                post_score=3.9,
-            ),
-        )
-        session.add(
-            Briefing(
-                title="7-minute briefing: Child W",
-                review_id=review_id,
-                sections=[
-                    {"heading": "Why it matters", "items": [{"text": "Ask who lives here."}]}
-                ],
-                restricted=True,
-                created_by="system",
-            )
-        )
-        create_user(
-            session, username="wendy", password=SECRET, role=Role.PANEL, partnership=PARTNERSHIP
-        )
-        former = create_user(session, username="former.admin", password=SECRET, role=Role.ADMIN)
-        former.active = False
-        session.add(former)
-        # A logged-out session: restoring must not make its cookie work again.
-        revoke_session(session, sid="logged-out-session", until=utcnow() + timedelta(hours=8))
+        _embed_by_hand(session)
+        _decide_two_tags(session, system)
+        _add_case_and_sibling(session, review_id)
+        _add_tracker_rows(session, system)
+        _add_briefing(session, review_id)
+        _add_users(session)
         audit.record(
             session,
             principal=system,
@@ -255,6 +175,117 @@ def build_kb(engine: Engine, folder: Path) -> None:
             object_id=review_id,
             detail={"status": "embargoed", "via": "test"},
         )
+
+
+def _embed_by_hand(session: Session) -> None:
+    """Distinct 8-d vectors on every passage: the ingest ran without a model, and the backup
+    only has to carry the bytes."""
+    passages = session.exec(select(Passage).order_by(col(Passage.id))).all()
+    for i, passage in enumerate(passages):
+        passage.embedding = to_bytes(np.linspace(-1.0, 1.0, 8) * (i + 1))
+        passage.embedding_model = "hand-made-8d"
+        session.add(passage)
+
+
+def _decide_two_tags(session: Session, system: Principal) -> None:
+    """One confirmed and one rejected tag, so decisions (who, when) round-trip too."""
+    tags = session.exec(select(ThemeTag).order_by(col(ThemeTag.id))).all()
+    assert len(tags) >= 2
+    decide_tag(session, principal=system, tag_id=_id(tags[0].id), status=TagStatus.CONFIRMED)
+    decide_tag(session, principal=system, tag_id=_id(tags[1].id), status=TagStatus.REJECTED)
+
+
+def _add_case_and_sibling(session: Session, review_id: int) -> None:
+    """A case linking the review to a sibling review that points back at it: the
+    self-referencing and case foreign keys must survive the import order."""
+    review = session.get(Review, review_id)
+    assert review is not None
+    case = Case(label="Child W", partnership_id=review.partnership_id)
+    session.add(case)
+    session.flush()
+    review.case_id, review.case_source = case.id, "person"
+    session.add(
+        Review(
+            document_id=review.document_id,
+            partnership_id=review.partnership_id,
+            parent_review_id=review.id,
+            pseudonym="Child W (sibling)",
+            incident_date=date(2023, 4, 2),
+            year=2023,
+            status=ReviewStatus.PUBLISHED,
+            case_id=case.id,
+            case_source="person",
+        )
+    )
+
+
+def _add_tracker_rows(session: Session, system: Principal) -> None:
+    """An action on the first recommendation, a course linked to it and one training session:
+    the tracker's rows and their link tables."""
+    rec = session.exec(select(Recommendation).order_by(col(Recommendation.id))).first()
+    assert rec is not None and rec.id is not None
+    action = create_action(
+        session,
+        principal=system,
+        data=ActionCreate(
+            ref="WM-01",
+            agency="Health",
+            description="Add 'who else lives here?' to the health visiting template.",
+            due_date=date(2024, 3, 31),
+            status=ActionStatus.COMPLETED,
+            completed_date=date(2024, 2, 20),
+            impact_evidence="Audit of 40 records: 38 name every adult.",
+            impact_rating=ImpactRating.SOME,
+            recommendation_ids=[rec.id],
+            theme_ids=["hidden-men"],
+        ),
+    )
+    course = create_course(
+        session,
+        data=TrainingCourseCreate(
+            ref="TC-01",
+            title="Seeing the whole household",
+            provider="Westmarch learning hub",
+            theme_ids=["hidden-men", "information-sharing"],
+            action_ids=[action.id],
+        ),
+    )
+    create_session(
+        session,
+        data=TrainingSessionCreate(
+            ref="TS-01",
+            course_id=course.id,
+            held_on=date(2024, 5, 14),
+            attendance=23,
+            pre_score=2.4,
+            post_score=3.9,
+        ),
+    )
+
+
+def _add_briefing(session: Session, review_id: int) -> None:
+    """A restricted briefing with JSON sections, so JSON columns round-trip."""
+    session.add(
+        Briefing(
+            title="7-minute briefing: Child W",
+            review_id=review_id,
+            sections=[{"heading": "Why it matters", "items": [{"text": "Ask who lives here."}]}],
+            restricted=True,
+            created_by="system",
+        )
+    )
+
+
+def _add_users(session: Session) -> None:
+    """A panel member who must still log in after the restore, a deactivated admin who must
+    not, and a revoked session whose cookie must stay dead."""
+    create_user(
+        session, username="wendy", password=SECRET, role=Role.PANEL, partnership=PARTNERSHIP
+    )
+    former = create_user(session, username="former.admin", password=SECRET, role=Role.ADMIN)
+    former.active = False
+    session.add(former)
+    revoke_session(session, sid="logged-out-session", until=utcnow() + timedelta(hours=8))
 
 
 def _id(value: int | None) -> int:
