@@ -469,22 +469,29 @@ def test_refuses_overwriting_a_file(world: Engine, tmp_path: Path) -> None:
 
 
 def _damaged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
-    """Broken variants of ``good`` and the error each must produce."""
+    """Broken variants of ``good`` and the error each must produce, grouped by who could make
+    them: anyone (unreadable or tampered), someone without the backup key (forged), and
+    someone holding it (re-signed edits only the later checks and the database can catch)."""
+    out = _unreadable_copies(good, folder)
+    out.update(_forged_copies(good, folder))
+    for name, edit, match in KEY_HOLDER_EDITS:
+        path = folder / f"{name}.zip"
+        rewrite(good, path, edit)
+        out[name] = (path, match)
+    return out
+
+
+def _unreadable_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
+    """Not a zip, a cut-off zip, and a table file changed without fixing its checksum."""
     raw = good.read_bytes()
     out: dict[str, tuple[Path, str]] = {}
-
-    def add(name: str, data: bytes | None, match: str, edit: Any = None) -> None:
+    for name, data in (
+        ("garbage", b"this is not a zip file at all"),
+        ("truncated", raw[: len(raw) // 2]),
+    ):
         path = folder / f"{name}.zip"
-        if edit is not None:
-            rewrite(good, path, edit)
-        else:
-            assert data is not None
-            path.write_bytes(data)
-        out[name] = (path, match)
-
-    add("garbage", b"this is not a zip file at all", "not a kb backup file")
-    add("truncated", raw[: len(raw) // 2], "not a kb backup file")
-
+        path.write_bytes(data)
+        out[name] = (path, "not a kb backup file")
     tampered = folder / "tampered.zip"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(tampered, "w") as dst:
         for member in src.namelist():
@@ -493,19 +500,18 @@ def _damaged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
                 data = data.replace(b"Child W", b"Child V", 1)  # checksum no longer matches
             dst.writestr(member, data)
     out["tampered"] = (tampered, "damaged.*checksum")
+    return out
 
-    def new_admin(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        # The attack: an admin added to the user table, every checksum recomputed.
-        lines = members["tables/user.jsonl"].decode().splitlines()
-        row = json.loads(lines[0])
-        row.update(id=999, username="mallory", role="admin", partnership_id=None)
-        members["tables/user.jsonl"] = ("\n".join([*lines, json.dumps(row)]) + "\n").encode()
 
+def _forged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
+    """Consistent checksums but no valid signature: an admin slipped in by someone without the
+    server's backup key (old signature kept, or signed with another key), and no signature."""
+    out: dict[str, tuple[Path, str]] = {}
     forged = folder / "forged.zip"
-    rewrite(good, forged, new_admin, key=None)
+    rewrite(good, forged, _new_admin, key=None)
     out["forged"] = (forged, "signature does not match")
     other_key = folder / "other-key.zip"
-    rewrite(good, other_key, new_admin, key=b"a key that is not this server's")
+    rewrite(good, other_key, _new_admin, key=b"a key that is not this server's")
     out["other-key"] = (other_key, "signature does not match")
     unsigned = folder / "unsigned.zip"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(unsigned, "w") as dst:
@@ -513,46 +519,59 @@ def _damaged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
             if member != SIGNATURE:
                 dst.writestr(member, src.read(member))
     out["unsigned"] = (unsigned, "not signed")
-
-    def future(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        manifest["format_version"] = FORMAT_VERSION + 1
-
-    add("future", None, f"format version {FORMAT_VERSION + 1} is not supported", future)
-
-    def other_schema(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        manifest["alembic_revision"] = "9999"
-
-    add("schema", None, "schema revision 9999", other_schema)
-
-    def missing_table(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        manifest["tables"] = [t for t in manifest["tables"] if t["name"] != "briefing"]
-        del members["tables/briefing.jsonl"]
-
-    add("missing", None, "missing: \\['briefing'\\]", missing_table)
-
-    def dangling_user(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        # Valid JSON and checksums, but a user in a partnership that does not exist: only the
-        # database notices, after the earlier tables were already written.
-        lines = members["tables/user.jsonl"].decode().splitlines()
-        row = json.loads(lines[0])
-        row["partnership_id"] = 999_999
-        lines[0] = json.dumps(row)
-        members["tables/user.jsonl"] = ("\n".join(lines) + "\n").encode()
-
-    add("dangling", None, "database refused the backup", dangling_user)
-
-    def bad_value(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        members["tables/review.jsonl"] = members["tables/review.jsonl"].replace(
-            b'"status": "embargoed"', b'"status": "leaked"', 1
-        )
-
-    add("bad-value", None, "review, line 1: bad value in column status", bad_value)
-
-    def not_json(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        members["tables/themetag.jsonl"] += b"{not json\n"
-
-    add("not-json", None, "themetag, line \\d+: not valid JSON", not_json)
     return out
+
+
+def _new_admin(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    """The attack: an admin added to the user table, every checksum recomputed."""
+    lines = members["tables/user.jsonl"].decode().splitlines()
+    row = json.loads(lines[0])
+    row.update(id=999, username="mallory", role="admin", partnership_id=None)
+    members["tables/user.jsonl"] = ("\n".join([*lines, json.dumps(row)]) + "\n").encode()
+
+
+def _future(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    manifest["format_version"] = FORMAT_VERSION + 1
+
+
+def _other_schema(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    manifest["alembic_revision"] = "9999"
+
+
+def _missing_table(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    manifest["tables"] = [t for t in manifest["tables"] if t["name"] != "briefing"]
+    del members["tables/briefing.jsonl"]
+
+
+def _dangling_user(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    """Valid JSON and checksums, but a user in a partnership that does not exist: only the
+    database notices, after the earlier tables were already written."""
+    lines = members["tables/user.jsonl"].decode().splitlines()
+    row = json.loads(lines[0])
+    row["partnership_id"] = 999_999
+    lines[0] = json.dumps(row)
+    members["tables/user.jsonl"] = ("\n".join(lines) + "\n").encode()
+
+
+def _bad_value(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    members["tables/review.jsonl"] = members["tables/review.jsonl"].replace(
+        b'"status": "embargoed"', b'"status": "leaked"', 1
+    )
+
+
+def _not_json(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    members["tables/themetag.jsonl"] += b"{not json\n"
+
+
+# Damage re-signed with this server's backup key: name, edit, the error it must give.
+KEY_HOLDER_EDITS: list[tuple[str, Callable[[dict[str, Any], dict[str, bytes]], None], str]] = [
+    ("future", _future, f"format version {FORMAT_VERSION + 1} is not supported"),
+    ("schema", _other_schema, "schema revision 9999"),
+    ("missing", _missing_table, "missing: \\['briefing'\\]"),
+    ("dangling", _dangling_user, "database refused the backup"),
+    ("bad-value", _bad_value, "review, line 1: bad value in column status"),
+    ("not-json", _not_json, "themetag, line \\d+: not valid JSON"),
+]
 
 
 def test_damaged_files_leave_target_untouched(
