@@ -139,102 +139,33 @@ def _surname(rng: random.Random) -> str:
 
 
 def scale_up(engine: Any, target: int, seed: int, per_review: int = 40) -> int:
-    """Add synthetic published reviews until there are ``target`` passages; returns how many."""
-    from sqlmodel import Session, col, func, select
+    """Add synthetic published reviews until there are ``target`` passages; returns how many.
 
-    from kb.models import Document, Passage, Review, ReviewStatus, ThemeTag
-    from kb.services.embedding import from_bytes, to_bytes
+    Commits every 50 reviews, so a large ``target`` is not one long transaction.
+    """
+    from sqlmodel import Session
 
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
     with Session(engine) as session:
-        have = session.exec(select(func.count(col(Passage.id)))).one()
-        sources = list(
-            session.exec(
-                select(Passage, Review)
-                .join(Review, col(Review.id) == Passage.review_id)
-                .where(Review.status == ReviewStatus.PUBLISHED, col(Passage.embedding).is_not(None))
-            ).all()
-        )
-        tags: dict[int, list[ThemeTag]] = defaultdict(list)
-        for tag in session.exec(select(ThemeTag)).all():
-            tags[tag.passage_id].append(tag)
-        if not sources:
-            raise SystemExit("the demo corpus has no embedded published passages to copy")
+        have, sources, tags = _copy_sources(session)
         model_id = sources[0][0].embedding_model
         added = 0
         while have < target:
             chosen = rng.sample(sources, min(per_review, len(sources), target - have))
-            template = chosen[0][1]
             name = f"Child {_surname(rng)}"
-            bodies = []
-            for passage, _ in chosen:
-                extra = (
-                    f" The {rng.choice(AGENCIES)} in {rng.choice(PLACES)} noted this for "
-                    f"{name} in {rng.choice(MONTHS)} {rng.randint(2012, 2024)}."
-                )
-                bodies.append(passage.text + extra)
-            text = "\n\n".join(bodies)
-            document = Document(
-                source_name=f"synthetic-{added:05d}.md",
-                format="markdown",
-                sha256=f"{rng.getrandbits(256):064x}",
-                text=text,
-                title=f"Synthetic review: {name}",
-                size_bytes=len(text),
+            bodies = [passage.text + _varied_sentence(rng, name) for passage, _ in chosen]
+            document, review = _add_synthetic_review(
+                session, rng, template=chosen[0][1], name=name, bodies=bodies, index=added
             )
-            session.add(document)
-            session.flush()
-            review = Review(
-                document_id=document.id,  # type: ignore[arg-type]
-                partnership_id=template.partnership_id,
-                type=template.type,
-                pseudonym=name,
-                title=f"Synthetic review: {name}",
-                status=ReviewStatus.PUBLISHED,
-                year=rng.randint(2012, 2024),
-                age_band=template.age_band,
-                end=len(text),
-            )
-            session.add(review)
-            session.flush()
             start = 0
             for order, ((source, _), body) in enumerate(zip(chosen, bodies, strict=True)):
-                vector = from_bytes(source.embedding)  # type: ignore[arg-type]
-                vector = vector + noise.normal(0, 0.02, vector.shape).astype(np.float32)
-                vector /= np.linalg.norm(vector)
-                passage = Passage(
-                    review_id=review.id,  # type: ignore[arg-type]
-                    document_id=document.id,  # type: ignore[arg-type]
-                    section_title=source.section_title,
-                    section_kind=source.section_kind,
-                    kind=source.kind,
-                    text=body,
-                    order=order,
-                    start=start,
-                    end=start + len(body),
-                    embedding=to_bytes(vector),
-                    embedding_model=model_id,
-                    tagged_with=source.tagged_with,
+                vector = _noisy_copy(source.embedding, noise)  # type: ignore[arg-type]
+                passage = _add_copied_passage(
+                    session, source, review, document, body, order, start, vector, model_id
                 )
-                session.add(passage)
-                session.flush()
-                for tag in tags.get(source.id, []):  # type: ignore[arg-type]
-                    evidence = [
-                        {**e, "start": start + e["passage_start"], "end": start + e["passage_end"]}
-                        for e in tag.evidence
-                        if "passage_start" in e
-                    ]
-                    session.add(
-                        ThemeTag(
-                            passage_id=passage.id,  # type: ignore[arg-type]
-                            review_id=review.id,  # type: ignore[arg-type]
-                            theme_id=tag.theme_id,
-                            method=tag.method,
-                            confidence=tag.confidence,
-                            evidence=evidence,
-                        )
-                    )
+                source_tags = tags.get(source.id, [])  # type: ignore[arg-type]
+                _copy_tags(session, source_tags, passage, review, start)
                 start += len(body) + 2
             have += len(chosen)
             added += 1
@@ -242,6 +173,138 @@ def scale_up(engine: Any, target: int, seed: int, per_review: int = 40) -> int:
                 session.commit()
         session.commit()
     return added
+
+
+def _copy_sources(session: Any) -> tuple[int, list[Any], dict[int, list[Any]]]:
+    """The passage count now, the embedded published (passage, review) pairs to copy, and
+    each passage's theme tags, so copies get realistic tag counts without re-tagging."""
+    from sqlmodel import col, func, select
+
+    from kb.models import Passage, Review, ReviewStatus, ThemeTag
+
+    have = session.exec(select(func.count(col(Passage.id)))).one()
+    sources = list(
+        session.exec(
+            select(Passage, Review)
+            .join(Review, col(Review.id) == Passage.review_id)
+            .where(Review.status == ReviewStatus.PUBLISHED, col(Passage.embedding).is_not(None))
+        ).all()
+    )
+    tags: dict[int, list[ThemeTag]] = defaultdict(list)
+    for tag in session.exec(select(ThemeTag)).all():
+        tags[tag.passage_id].append(tag)
+    if not sources:
+        raise SystemExit("the demo corpus has no embedded published passages to copy")
+    return have, sources, tags
+
+
+def _varied_sentence(rng: random.Random, name: str) -> str:
+    """One fictional sentence appended to a copied passage so BM25 sees distinct documents."""
+    return (
+        f" The {rng.choice(AGENCIES)} in {rng.choice(PLACES)} noted this for "
+        f"{name} in {rng.choice(MONTHS)} {rng.randint(2012, 2024)}."
+    )
+
+
+def _add_synthetic_review(
+    session: Any, rng: random.Random, *, template: Any, name: str, bodies: list[str], index: int
+) -> tuple[Any, Any]:
+    """The document and published review holding ``bodies``; partnership, type and age band
+    come from ``template`` so the dashboard's filters see plausible values."""
+    from kb.models import Document, Review, ReviewStatus
+
+    text = "\n\n".join(bodies)
+    document = Document(
+        source_name=f"synthetic-{index:05d}.md",
+        format="markdown",
+        sha256=f"{rng.getrandbits(256):064x}",
+        text=text,
+        title=f"Synthetic review: {name}",
+        size_bytes=len(text),
+    )
+    session.add(document)
+    session.flush()
+    review = Review(
+        document_id=document.id,  # type: ignore[arg-type]
+        partnership_id=template.partnership_id,
+        type=template.type,
+        pseudonym=name,
+        title=f"Synthetic review: {name}",
+        status=ReviewStatus.PUBLISHED,
+        year=rng.randint(2012, 2024),
+        age_band=template.age_band,
+        end=len(text),
+    )
+    session.add(review)
+    session.flush()
+    return document, review
+
+
+def _noisy_copy(embedding: bytes, noise: np.random.Generator) -> bytes:
+    """The source vector plus small Gaussian noise, renormalised: re-embedding would take
+    longer than the run, and dense-search cost does not depend on the values."""
+    from kb.services.embedding import from_bytes, to_bytes
+
+    vector = from_bytes(embedding)
+    vector = vector + noise.normal(0, 0.02, vector.shape).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    return to_bytes(vector)
+
+
+def _add_copied_passage(
+    session: Any,
+    source: Any,
+    review: Any,
+    document: Any,
+    body: str,
+    order: int,
+    start: int,
+    embedding: bytes,
+    model_id: str | None,
+) -> Any:
+    """A passage of the synthetic review, with the source passage's section and kind."""
+    from kb.models import Passage
+
+    passage = Passage(
+        review_id=review.id,  # type: ignore[arg-type]
+        document_id=document.id,  # type: ignore[arg-type]
+        section_title=source.section_title,
+        section_kind=source.section_kind,
+        kind=source.kind,
+        text=body,
+        order=order,
+        start=start,
+        end=start + len(body),
+        embedding=embedding,
+        embedding_model=model_id,
+        tagged_with=source.tagged_with,
+    )
+    session.add(passage)
+    session.flush()
+    return passage
+
+
+def _copy_tags(session: Any, tags: list[Any], passage: Any, review: Any, start: int) -> None:
+    """The source passage's theme tags on the copy, evidence offsets shifted to the copy's
+    place in its document."""
+    from kb.models import ThemeTag
+
+    for tag in tags:
+        evidence = [
+            {**e, "start": start + e["passage_start"], "end": start + e["passage_end"]}
+            for e in tag.evidence
+            if "passage_start" in e
+        ]
+        session.add(
+            ThemeTag(
+                passage_id=passage.id,  # type: ignore[arg-type]
+                review_id=review.id,  # type: ignore[arg-type]
+                theme_id=tag.theme_id,
+                method=tag.method,
+                confidence=tag.confidence,
+                evidence=evidence,
+            )
+        )
 
 
 # --------------------------------------------------------------------------- server

@@ -49,6 +49,7 @@ TODAY = date(2025, 1, 1)
 SECRET_WORDS = ("falconer", "Quarrybank", "lighthouse")
 EMBARGOED_WORDS = ("falconer", "Quarrybank")
 IN_PROGRESS_WORDS = ("lighthouse",)
+HIDDEN_MEN = ["hidden-men"]
 
 
 def vec(*weights: float) -> bytes:
@@ -127,217 +128,263 @@ def _review(
 
 
 def build_corpus(engine: Engine) -> Corpus:
+    """The whole fictional corpus (module docstring) in ``engine``; ids by key for the tests."""
     corpus = Corpus()
     with Session(engine) as session:
-        for name in ("Northshire", "Southshire"):
-            row = Partnership(name=name)
-            session.add(row)
-            session.flush()
-            corpus.partnerships[name] = row.id
-        hm = ["hidden-men"]
-        _review(
-            session,
-            corpus,
-            "A",
-            year=2017,
-            status=ReviewStatus.PUBLISHED,
-            partnership="Northshire",
-            passages=[
-                (
-                    "A-bg",
-                    "background",
-                    "Child A was a nine-week-old baby who lived with his "
-                    "mother and her new partner. He was admitted to hospital with a skull "
-                    "fracture.",
-                    vec(0, 0, 0, 1),
-                    ["under-1s"],
-                ),
-                (
-                    "A-f1",
-                    "findings",
-                    "Professionals did not know that the mother's new partner "
-                    "was living in the home. Nobody asked who else cared for the baby.",
-                    vec(1, 0, 0),
-                    hm,
-                ),
-                (
-                    "A-r1",
-                    "recommendations",
-                    "1. The partnership should ensure that agencies "
-                    "record the details of every adult in the household. This should be audited.",
-                    vec(0, 0, 0, 0, 1),
-                    hm,
-                ),
-            ],
-        )
-        _review(
-            session,
-            corpus,
-            "B",
-            year=2018,
-            status=ReviewStatus.PUBLISHED,
-            partnership="Northshire",
-            type_=ReviewType.SCR,
-            passages=[
-                (
-                    "B-bg",
-                    "background",
-                    "Child B was a toddler known to children's social care "
-                    "because of neglect. The family moved twice in a year.",
-                    vec(0, 0, 0, 1, 0.2),
-                    [],
-                ),
-                (
-                    "B-f1",
-                    "findings",
-                    "Professionals did not know that the mother's new partner "
-                    "was living in the home with the baby. Nobody asked who else cared for him.",
-                    vec(1, 0.01, 0),
-                    hm,
-                ),
-                (
-                    "B-f2",
-                    "findings",
-                    "Fathers were not invited to child protection conferences, "
-                    "and their views were never sought by the core group.",
-                    vec(0, 1, 0),
-                    hm,
-                ),
-                (
-                    "B-r1",
-                    "recommendations",
-                    "The partnership should ensure that agencies record "
-                    "the details of all adults in the household. Progress will be reported.",
-                    vec(0, 0, 0, 0, 1, 0.02),
-                    hm,
-                ),
-            ],
-        )
-        _review(
-            session,
-            corpus,
-            "C",
-            year=2021,
-            status=ReviewStatus.PUBLISHED,
-            partnership="Southshire",
-            passages=[
-                (
-                    "C-bg",
-                    "background",
-                    "Child C was seven years old and lived with her father "
-                    "after her parents separated. School raised concerns about her attendance.",
-                    vec(0, 0, 0, 1, 0, 0, 0.3),
-                    ["missing-education"],
-                ),
-                (
-                    "C-f1",
-                    "findings",
-                    "The health visitor never met the father and recorded him "
-                    "only as dad in the notes. His history of violence was unknown to her.",
-                    vec(0, 0, 1),
-                    hm,
-                ),
-                (
-                    "C-r1",
-                    "recommendations",
-                    "Health services must invite fathers to every "
-                    "antenatal and new birth contact. They should record why a father was absent.",
-                    vec(0, 0, 0, 0, 0, 1),
-                    hm,
-                ),
-            ],
-        )
-        _review(
-            session,
-            corpus,
-            "D",
-            year=2022,
-            status=ReviewStatus.PUBLISHED,
-            partnership="Northshire",
-            passages=[
-                (
-                    "D-bg",
-                    "background",
-                    "Child D was a teenager who went missing from home "
-                    "several times over one summer holiday.",
-                    vec(0, 0, 0, 1, 0, 0, 0, 0.4),
-                    ["neglect"],
-                ),
-            ],
-        )
-        _review(
-            session,
-            corpus,
-            "E",
-            year=2023,
-            status=ReviewStatus.EMBARGOED,
-            partnership="Northshire",
-            passages=[
-                (
-                    "E-bg",
-                    "background",
-                    "Child E lived in Quarrybank with his mother and her "
-                    "boyfriend. The family were not known to services before the incident.",
-                    vec(0, 0, 0, 1, 0, 0.1),
-                    [],
-                ),
-                (
-                    "E-f1",
-                    "findings",
-                    "The stepfather, a falconer with a conviction for "
-                    "violence, was never checked by any agency. His presence was not recorded.",
-                    vec(0.3, 0.3, 0.3, 0, 0, 0, 0.8),
-                    hm,
-                ),
-                (
-                    "E-r1",
-                    "recommendations",
-                    "Quarrybank services should check every new "
-                    "partner of a pregnant mother. A falconer would have been found.",
-                    vec(0, 0, 0, 0, 0.3, 0.3, 0.8),
-                    hm,
-                ),
-            ],
-        )
-        _review(
-            session,
-            corpus,
-            "F",
-            year=2023,
-            status=ReviewStatus.IN_PROGRESS,
-            partnership="Southshire",
-            passages=[
-                (
-                    "F-f1",
-                    "findings",
-                    "The father worked as a lighthouse keeper and was away "
-                    "for weeks, so nobody ever spoke to him about the baby.",
-                    vec(0.2, 0.2, 0.2, 0, 0, 0, 0, 0.9),
-                    hm,
-                ),
-            ],
-        )
-        course = TrainingCourse(
-            ref="HM1", title="Hidden Men: Finding Ways Forward", provider="Northshire L&D"
-        )
-        other = TrainingCourse(ref="GCP2", title="Graded Care Profile 2")
-        session.add(course)
-        session.add(other)
-        session.flush()
-        session.add(CourseThemeLink(course_id=course.id, theme_id="hidden-men"))
-        session.add(CourseThemeLink(course_id=other.id, theme_id="neglect"))
-        for ref, held, pre, post in (
-            ("HM1-1", date(2024, 1, 10), 2.0, 3.5),
-            ("HM1-2", date(2024, 6, 1), 2.5, 3.4),
-            ("HM1-3", date(2030, 3, 1), None, None),
-        ):
-            session.add(
-                TrainingSession(
-                    ref=ref, course_id=course.id, held_on=held, pre_score=pre, post_score=post
-                )
-            )
+        _add_partnerships(session, corpus)
+        _add_child_a(session, corpus)
+        _add_child_b(session, corpus)
+        _add_child_c(session, corpus)
+        _add_child_d(session, corpus)
+        _add_child_e(session, corpus)
+        _add_child_f(session, corpus)
+        _add_training(session)
         session.commit()
     return corpus
+
+
+def _add_partnerships(session: Session, corpus: Corpus) -> None:
+    """Two partnerships, so a panel member's view is limited to one of them."""
+    for name in ("Northshire", "Southshire"):
+        row = Partnership(name=name)
+        session.add(row)
+        session.flush()
+        corpus.partnerships[name] = row.id
+
+
+def _add_child_a(session: Session, corpus: Corpus) -> None:
+    """Child A (2017, published, Northshire): hidden-men finding and recommendation; the
+    finding and recommendation have near-twins in Child B, so diversity is tested."""
+    _review(
+        session,
+        corpus,
+        "A",
+        year=2017,
+        status=ReviewStatus.PUBLISHED,
+        partnership="Northshire",
+        passages=[
+            (
+                "A-bg",
+                "background",
+                "Child A was a nine-week-old baby who lived with his "
+                "mother and her new partner. He was admitted to hospital with a skull "
+                "fracture.",
+                vec(0, 0, 0, 1),
+                ["under-1s"],
+            ),
+            (
+                "A-f1",
+                "findings",
+                "Professionals did not know that the mother's new partner "
+                "was living in the home. Nobody asked who else cared for the baby.",
+                vec(1, 0, 0),
+                HIDDEN_MEN,
+            ),
+            (
+                "A-r1",
+                "recommendations",
+                "1. The partnership should ensure that agencies "
+                "record the details of every adult in the household. This should be audited.",
+                vec(0, 0, 0, 0, 1),
+                HIDDEN_MEN,
+            ),
+        ],
+    )
+
+
+def _add_child_b(session: Session, corpus: Corpus) -> None:
+    """Child B (2018, published SCR, Northshire): the near-duplicate of Child A's finding and
+    recommendation (a diverse briefing quotes one of each), plus a second hidden-men finding."""
+    _review(
+        session,
+        corpus,
+        "B",
+        year=2018,
+        status=ReviewStatus.PUBLISHED,
+        partnership="Northshire",
+        type_=ReviewType.SCR,
+        passages=[
+            (
+                "B-bg",
+                "background",
+                "Child B was a toddler known to children's social care "
+                "because of neglect. The family moved twice in a year.",
+                vec(0, 0, 0, 1, 0.2),
+                [],
+            ),
+            (
+                "B-f1",
+                "findings",
+                "Professionals did not know that the mother's new partner "
+                "was living in the home with the baby. Nobody asked who else cared for him.",
+                vec(1, 0.01, 0),
+                HIDDEN_MEN,
+            ),
+            (
+                "B-f2",
+                "findings",
+                "Fathers were not invited to child protection conferences, "
+                "and their views were never sought by the core group.",
+                vec(0, 1, 0),
+                HIDDEN_MEN,
+            ),
+            (
+                "B-r1",
+                "recommendations",
+                "The partnership should ensure that agencies record "
+                "the details of all adults in the household. Progress will be reported.",
+                vec(0, 0, 0, 0, 1, 0.02),
+                HIDDEN_MEN,
+            ),
+        ],
+    )
+
+
+def _add_child_c(session: Session, corpus: Corpus) -> None:
+    """Child C (2021, published, Southshire): a distinct hidden-men finding and
+    recommendation from the other partnership."""
+    _review(
+        session,
+        corpus,
+        "C",
+        year=2021,
+        status=ReviewStatus.PUBLISHED,
+        partnership="Southshire",
+        passages=[
+            (
+                "C-bg",
+                "background",
+                "Child C was seven years old and lived with her father "
+                "after her parents separated. School raised concerns about her attendance.",
+                vec(0, 0, 0, 1, 0, 0, 0.3),
+                ["missing-education"],
+            ),
+            (
+                "C-f1",
+                "findings",
+                "The health visitor never met the father and recorded him "
+                "only as dad in the notes. His history of violence was unknown to her.",
+                vec(0, 0, 1),
+                HIDDEN_MEN,
+            ),
+            (
+                "C-r1",
+                "recommendations",
+                "Health services must invite fathers to every "
+                "antenatal and new birth contact. They should record why a father was absent.",
+                vec(0, 0, 0, 0, 0, 1),
+                HIDDEN_MEN,
+            ),
+        ],
+    )
+
+
+def _add_child_d(session: Session, corpus: Corpus) -> None:
+    """Child D (2022, published, Northshire): no hidden-men passage, so theme filtering shows."""
+    _review(
+        session,
+        corpus,
+        "D",
+        year=2022,
+        status=ReviewStatus.PUBLISHED,
+        partnership="Northshire",
+        passages=[
+            (
+                "D-bg",
+                "background",
+                "Child D was a teenager who went missing from home "
+                "several times over one summer holiday.",
+                vec(0, 0, 0, 1, 0, 0, 0, 0.4),
+                ["neglect"],
+            ),
+        ],
+    )
+
+
+def _add_child_e(session: Session, corpus: Corpus) -> None:
+    """Child E (2023, embargoed, Northshire): hidden-men passages with words found nowhere
+    else (EMBARGOED_WORDS), so a leak to a reader without access shows."""
+    _review(
+        session,
+        corpus,
+        "E",
+        year=2023,
+        status=ReviewStatus.EMBARGOED,
+        partnership="Northshire",
+        passages=[
+            (
+                "E-bg",
+                "background",
+                "Child E lived in Quarrybank with his mother and her "
+                "boyfriend. The family were not known to services before the incident.",
+                vec(0, 0, 0, 1, 0, 0.1),
+                [],
+            ),
+            (
+                "E-f1",
+                "findings",
+                "The stepfather, a falconer with a conviction for "
+                "violence, was never checked by any agency. His presence was not recorded.",
+                vec(0.3, 0.3, 0.3, 0, 0, 0, 0.8),
+                HIDDEN_MEN,
+            ),
+            (
+                "E-r1",
+                "recommendations",
+                "Quarrybank services should check every new "
+                "partner of a pregnant mother. A falconer would have been found.",
+                vec(0, 0, 0, 0, 0.3, 0.3, 0.8),
+                HIDDEN_MEN,
+            ),
+        ],
+    )
+
+
+def _add_child_f(session: Session, corpus: Corpus) -> None:
+    """Child F (2023, in progress, Southshire): a hidden-men finding with a word found nowhere
+    else (IN_PROGRESS_WORDS), so a leak of unpublished work shows."""
+    _review(
+        session,
+        corpus,
+        "F",
+        year=2023,
+        status=ReviewStatus.IN_PROGRESS,
+        partnership="Southshire",
+        passages=[
+            (
+                "F-f1",
+                "findings",
+                "The father worked as a lighthouse keeper and was away "
+                "for weeks, so nobody ever spoke to him about the baby.",
+                vec(0.2, 0.2, 0.2, 0, 0, 0, 0, 0.9),
+                HIDDEN_MEN,
+            ),
+        ],
+    )
+
+
+def _add_training(session: Session) -> None:
+    """A hidden-men course with two past sessions (pre/post scores) and one future session,
+    and a neglect course: what a briefing's training section and the tracker tests read."""
+    course = TrainingCourse(
+        ref="HM1", title="Hidden Men: Finding Ways Forward", provider="Northshire L&D"
+    )
+    other = TrainingCourse(ref="GCP2", title="Graded Care Profile 2")
+    session.add(course)
+    session.add(other)
+    session.flush()
+    session.add(CourseThemeLink(course_id=course.id, theme_id="hidden-men"))
+    session.add(CourseThemeLink(course_id=other.id, theme_id="neglect"))
+    for ref, held, pre, post in (
+        ("HM1-1", date(2024, 1, 10), 2.0, 3.5),
+        ("HM1-2", date(2024, 6, 1), 2.5, 3.4),
+        ("HM1-3", date(2030, 3, 1), None, None),
+    ):
+        session.add(
+            TrainingSession(
+                ref=ref, course_id=course.id, held_on=held, pre_score=pre, post_score=post
+            )
+        )
 
 
 # --------------------------------------------------------------------------- tests

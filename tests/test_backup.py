@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Column, MetaData, Numeric, Table, create_engine, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, col, select
+from sqlmodel import Session, SQLModel, col, select
 from typer.testing import CliRunner
 
 from kb import db as kb_db
@@ -161,92 +161,12 @@ def build_kb(engine: Engine, folder: Path) -> None:
     [review_id] = _ingest(engine, folder, "child-w.md", REVIEW)
     system = Principal.system()
     with session_scope(engine) as session:
-        passages = session.exec(select(Passage).order_by(col(Passage.id))).all()
-        for i, passage in enumerate(passages):
-            passage.embedding = to_bytes(np.linspace(-1.0, 1.0, 8) * (i + 1))
-            passage.embedding_model = "hand-made-8d"
-            session.add(passage)
-        tags = session.exec(select(ThemeTag).order_by(col(ThemeTag.id))).all()
-        assert len(tags) >= 2
-        decide_tag(session, principal=system, tag_id=_id(tags[0].id), status=TagStatus.CONFIRMED)
-        decide_tag(session, principal=system, tag_id=_id(tags[1].id), status=TagStatus.REJECTED)
-        review = session.get(Review, review_id)
-        assert review is not None
-        case = Case(label="Child W", partnership_id=review.partnership_id)
-        session.add(case)
-        session.flush()
-        review.case_id, review.case_source = case.id, "person"
-        session.add(
-            Review(
-                document_id=review.document_id,
-                partnership_id=review.partnership_id,
-                parent_review_id=review.id,
-                pseudonym="Child W (sibling)",
-                incident_date=date(2023, 4, 2),
-                year=2023,
-                status=ReviewStatus.PUBLISHED,
-                case_id=case.id,
-                case_source="person",
-            )
-        )
-        rec = session.exec(select(Recommendation).order_by(col(Recommendation.id))).first()
-        assert rec is not None and rec.id is not None
-        action = create_action(
-            session,
-            principal=system,
-            data=ActionCreate(
-                ref="WM-01",
-                agency="Health",
-                description="Add 'who else lives here?' to the health visiting template.",
-                due_date=date(2024, 3, 31),
-                status=ActionStatus.COMPLETED,
-                completed_date=date(2024, 2, 20),
-                impact_evidence="Audit of 40 records: 38 name every adult.",
-                impact_rating=ImpactRating.SOME,
-                recommendation_ids=[rec.id],
-                theme_ids=["hidden-men"],
-            ),
-        )
-        course = create_course(
-            session,
-            data=TrainingCourseCreate(
-                ref="TC-01",
-                title="Seeing the whole household",
-                provider="Westmarch learning hub",
-                theme_ids=["hidden-men", "information-sharing"],
-                action_ids=[action.id],
-            ),
-        )
-        create_session(
-            session,
-            data=TrainingSessionCreate(
-                ref="TS-01",
-                course_id=course.id,
-                held_on=date(2024, 5, 14),
-                attendance=23,
-                pre_score=2.4,
-                post_score=3.9,
-            ),
-        )
-        session.add(
-            Briefing(
-                title="7-minute briefing: Child W",
-                review_id=review_id,
-                sections=[
-                    {"heading": "Why it matters", "items": [{"text": "Ask who lives here."}]}
-                ],
-                restricted=True,
-                created_by="system",
-            )
-        )
-        create_user(
-            session, username="wendy", password=SECRET, role=Role.PANEL, partnership=PARTNERSHIP
-        )
-        former = create_user(session, username="former.admin", password=SECRET, role=Role.ADMIN)
-        former.active = False
-        session.add(former)
-        # A logged-out session: restoring must not make its cookie work again.
-        revoke_session(session, sid="logged-out-session", until=utcnow() + timedelta(hours=8))
+        _embed_by_hand(session)
+        _decide_two_tags(session, system)
+        _add_case_and_sibling(session, review_id)
+        _add_tracker_rows(session, system)
+        _add_briefing(session, review_id)
+        _add_users(session)
         audit.record(
             session,
             principal=system,
@@ -255,6 +175,117 @@ def build_kb(engine: Engine, folder: Path) -> None:
             object_id=review_id,
             detail={"status": "embargoed", "via": "test"},
         )
+
+
+def _embed_by_hand(session: Session) -> None:
+    """Distinct 8-d vectors on every passage: the ingest ran without a model, and the backup
+    only has to carry the bytes."""
+    passages = session.exec(select(Passage).order_by(col(Passage.id))).all()
+    for i, passage in enumerate(passages):
+        passage.embedding = to_bytes(np.linspace(-1.0, 1.0, 8) * (i + 1))
+        passage.embedding_model = "hand-made-8d"
+        session.add(passage)
+
+
+def _decide_two_tags(session: Session, system: Principal) -> None:
+    """One confirmed and one rejected tag, so decisions (who, when) round-trip too."""
+    tags = session.exec(select(ThemeTag).order_by(col(ThemeTag.id))).all()
+    assert len(tags) >= 2
+    decide_tag(session, principal=system, tag_id=_id(tags[0].id), status=TagStatus.CONFIRMED)
+    decide_tag(session, principal=system, tag_id=_id(tags[1].id), status=TagStatus.REJECTED)
+
+
+def _add_case_and_sibling(session: Session, review_id: int) -> None:
+    """A case linking the review to a sibling review that points back at it: the
+    self-referencing and case foreign keys must survive the import order."""
+    review = session.get(Review, review_id)
+    assert review is not None
+    case = Case(label="Child W", partnership_id=review.partnership_id)
+    session.add(case)
+    session.flush()
+    review.case_id, review.case_source = case.id, "person"
+    session.add(
+        Review(
+            document_id=review.document_id,
+            partnership_id=review.partnership_id,
+            parent_review_id=review.id,
+            pseudonym="Child W (sibling)",
+            incident_date=date(2023, 4, 2),
+            year=2023,
+            status=ReviewStatus.PUBLISHED,
+            case_id=case.id,
+            case_source="person",
+        )
+    )
+
+
+def _add_tracker_rows(session: Session, system: Principal) -> None:
+    """An action on the first recommendation, a course linked to it and one training session:
+    the tracker's rows and their link tables."""
+    rec = session.exec(select(Recommendation).order_by(col(Recommendation.id))).first()
+    assert rec is not None and rec.id is not None
+    action = create_action(
+        session,
+        principal=system,
+        data=ActionCreate(
+            ref="WM-01",
+            agency="Health",
+            description="Add 'who else lives here?' to the health visiting template.",
+            due_date=date(2024, 3, 31),
+            status=ActionStatus.COMPLETED,
+            completed_date=date(2024, 2, 20),
+            impact_evidence="Audit of 40 records: 38 name every adult.",
+            impact_rating=ImpactRating.SOME,
+            recommendation_ids=[rec.id],
+            theme_ids=["hidden-men"],
+        ),
+    )
+    course = create_course(
+        session,
+        data=TrainingCourseCreate(
+            ref="TC-01",
+            title="Seeing the whole household",
+            provider="Westmarch learning hub",
+            theme_ids=["hidden-men", "information-sharing"],
+            action_ids=[action.id],
+        ),
+    )
+    create_session(
+        session,
+        data=TrainingSessionCreate(
+            ref="TS-01",
+            course_id=course.id,
+            held_on=date(2024, 5, 14),
+            attendance=23,
+            pre_score=2.4,
+            post_score=3.9,
+        ),
+    )
+
+
+def _add_briefing(session: Session, review_id: int) -> None:
+    """A restricted briefing with JSON sections, so JSON columns round-trip."""
+    session.add(
+        Briefing(
+            title="7-minute briefing: Child W",
+            review_id=review_id,
+            sections=[{"heading": "Why it matters", "items": [{"text": "Ask who lives here."}]}],
+            restricted=True,
+            created_by="system",
+        )
+    )
+
+
+def _add_users(session: Session) -> None:
+    """A panel member who must still log in after the restore, a deactivated admin who must
+    not, and a revoked session whose cookie must stay dead."""
+    create_user(
+        session, username="wendy", password=SECRET, role=Role.PANEL, partnership=PARTNERSHIP
+    )
+    former = create_user(session, username="former.admin", password=SECRET, role=Role.ADMIN)
+    former.active = False
+    session.add(former)
+    revoke_session(session, sid="logged-out-session", until=utcnow() + timedelta(hours=8))
 
 
 def _id(value: int | None) -> int:
@@ -438,22 +469,29 @@ def test_refuses_overwriting_a_file(world: Engine, tmp_path: Path) -> None:
 
 
 def _damaged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
-    """Broken variants of ``good`` and the error each must produce."""
+    """Broken variants of ``good`` and the error each must produce, grouped by who could make
+    them: anyone (unreadable or tampered), someone without the backup key (forged), and
+    someone holding it (re-signed edits only the later checks and the database can catch)."""
+    out = _unreadable_copies(good, folder)
+    out.update(_forged_copies(good, folder))
+    for name, edit, match in KEY_HOLDER_EDITS:
+        path = folder / f"{name}.zip"
+        rewrite(good, path, edit)
+        out[name] = (path, match)
+    return out
+
+
+def _unreadable_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
+    """Not a zip, a cut-off zip, and a table file changed without fixing its checksum."""
     raw = good.read_bytes()
     out: dict[str, tuple[Path, str]] = {}
-
-    def add(name: str, data: bytes | None, match: str, edit: Any = None) -> None:
+    for name, data in (
+        ("garbage", b"this is not a zip file at all"),
+        ("truncated", raw[: len(raw) // 2]),
+    ):
         path = folder / f"{name}.zip"
-        if edit is not None:
-            rewrite(good, path, edit)
-        else:
-            assert data is not None
-            path.write_bytes(data)
-        out[name] = (path, match)
-
-    add("garbage", b"this is not a zip file at all", "not a kb backup file")
-    add("truncated", raw[: len(raw) // 2], "not a kb backup file")
-
+        path.write_bytes(data)
+        out[name] = (path, "not a kb backup file")
     tampered = folder / "tampered.zip"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(tampered, "w") as dst:
         for member in src.namelist():
@@ -462,19 +500,18 @@ def _damaged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
                 data = data.replace(b"Child W", b"Child V", 1)  # checksum no longer matches
             dst.writestr(member, data)
     out["tampered"] = (tampered, "damaged.*checksum")
+    return out
 
-    def new_admin(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        # The attack: an admin added to the user table, every checksum recomputed.
-        lines = members["tables/user.jsonl"].decode().splitlines()
-        row = json.loads(lines[0])
-        row.update(id=999, username="mallory", role="admin", partnership_id=None)
-        members["tables/user.jsonl"] = ("\n".join([*lines, json.dumps(row)]) + "\n").encode()
 
+def _forged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
+    """Consistent checksums but no valid signature: an admin slipped in by someone without the
+    server's backup key (old signature kept, or signed with another key), and no signature."""
+    out: dict[str, tuple[Path, str]] = {}
     forged = folder / "forged.zip"
-    rewrite(good, forged, new_admin, key=None)
+    rewrite(good, forged, _new_admin, key=None)
     out["forged"] = (forged, "signature does not match")
     other_key = folder / "other-key.zip"
-    rewrite(good, other_key, new_admin, key=b"a key that is not this server's")
+    rewrite(good, other_key, _new_admin, key=b"a key that is not this server's")
     out["other-key"] = (other_key, "signature does not match")
     unsigned = folder / "unsigned.zip"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(unsigned, "w") as dst:
@@ -482,46 +519,59 @@ def _damaged_copies(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
             if member != SIGNATURE:
                 dst.writestr(member, src.read(member))
     out["unsigned"] = (unsigned, "not signed")
-
-    def future(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        manifest["format_version"] = FORMAT_VERSION + 1
-
-    add("future", None, f"format version {FORMAT_VERSION + 1} is not supported", future)
-
-    def other_schema(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        manifest["alembic_revision"] = "9999"
-
-    add("schema", None, "schema revision 9999", other_schema)
-
-    def missing_table(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        manifest["tables"] = [t for t in manifest["tables"] if t["name"] != "briefing"]
-        del members["tables/briefing.jsonl"]
-
-    add("missing", None, "missing: \\['briefing'\\]", missing_table)
-
-    def dangling_user(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        # Valid JSON and checksums, but a user in a partnership that does not exist: only the
-        # database notices, after the earlier tables were already written.
-        lines = members["tables/user.jsonl"].decode().splitlines()
-        row = json.loads(lines[0])
-        row["partnership_id"] = 999_999
-        lines[0] = json.dumps(row)
-        members["tables/user.jsonl"] = ("\n".join(lines) + "\n").encode()
-
-    add("dangling", None, "database refused the backup", dangling_user)
-
-    def bad_value(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        members["tables/review.jsonl"] = members["tables/review.jsonl"].replace(
-            b'"status": "embargoed"', b'"status": "leaked"', 1
-        )
-
-    add("bad-value", None, "review, line 1: bad value in column status", bad_value)
-
-    def not_json(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
-        members["tables/themetag.jsonl"] += b"{not json\n"
-
-    add("not-json", None, "themetag, line \\d+: not valid JSON", not_json)
     return out
+
+
+def _new_admin(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    """The attack: an admin added to the user table, every checksum recomputed."""
+    lines = members["tables/user.jsonl"].decode().splitlines()
+    row = json.loads(lines[0])
+    row.update(id=999, username="mallory", role="admin", partnership_id=None)
+    members["tables/user.jsonl"] = ("\n".join([*lines, json.dumps(row)]) + "\n").encode()
+
+
+def _future(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    manifest["format_version"] = FORMAT_VERSION + 1
+
+
+def _other_schema(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    manifest["alembic_revision"] = "9999"
+
+
+def _missing_table(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    manifest["tables"] = [t for t in manifest["tables"] if t["name"] != "briefing"]
+    del members["tables/briefing.jsonl"]
+
+
+def _dangling_user(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    """Valid JSON and checksums, but a user in a partnership that does not exist: only the
+    database notices, after the earlier tables were already written."""
+    lines = members["tables/user.jsonl"].decode().splitlines()
+    row = json.loads(lines[0])
+    row["partnership_id"] = 999_999
+    lines[0] = json.dumps(row)
+    members["tables/user.jsonl"] = ("\n".join(lines) + "\n").encode()
+
+
+def _bad_value(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    members["tables/review.jsonl"] = members["tables/review.jsonl"].replace(
+        b'"status": "embargoed"', b'"status": "leaked"', 1
+    )
+
+
+def _not_json(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    members["tables/themetag.jsonl"] += b"{not json\n"
+
+
+# Damage re-signed with this server's backup key: name, edit, the error it must give.
+KEY_HOLDER_EDITS: list[tuple[str, Callable[[dict[str, Any], dict[str, bytes]], None], str]] = [
+    ("future", _future, f"format version {FORMAT_VERSION + 1} is not supported"),
+    ("schema", _other_schema, "schema revision 9999"),
+    ("missing", _missing_table, "missing: \\['briefing'\\]"),
+    ("dangling", _dangling_user, "database refused the backup"),
+    ("bad-value", _bad_value, "review, line 1: bad value in column status"),
+    ("not-json", _not_json, "themetag, line \\d+: not valid JSON"),
+]
 
 
 def test_damaged_files_leave_target_untouched(
