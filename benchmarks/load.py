@@ -339,11 +339,16 @@ def start_server(home: Path, port: int, workers: int = 1) -> subprocess.Popen[by
     )
 
 
-def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 600) -> None:
+def wait_ready(
+    base: str, server: subprocess.Popen[bytes], timeout: float = 600, log: Path | None = None
+) -> None:
+    """Wait until the login page answers; a server that exits first ends the run, with the
+    tail of its ``log`` when one is given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}")
+            tail = f":\n{log.read_text()[-3000:]}" if log is not None else ""
+            raise SystemExit(f"the server exited with {server.returncode}{tail}")
         try:
             if httpx.get(f"{base}/login", timeout=2).status_code == 200:
                 return

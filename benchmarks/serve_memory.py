@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,20 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from load import CSRF_RE, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The synthesised home's two logins share it; the home is deleted after the run.
 PASSWORD = "benchmark passphrase for index memory"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 # "[pid] 127.0.0.1:5555 - "GET /api/search?q=...&as=admin HTTP/1.1" 200" (kb/cli/serving.py)
 ACCESS_RE = re.compile(r'^\[(\d+)\] .*"GET /api/search\?[^" ]*&as=(admin|viewer) HTTP/1\.1" 200')
 ROLES = ("admin", "viewer")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -40,22 +33,6 @@ def _children(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def _wait_ready(base: str, server: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(
-                f"kb serve exited with {server.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(f"{base}/login", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("kb serve did not start in time")
 
 
 def _login(base: str, username: str) -> httpx.Cookies:
@@ -124,7 +101,7 @@ def run_serve(
 ) -> list[dict]:
     """``kb serve --workers N --no-worker``; reports for the master and each worker, each with
     its ``memory`` (``measure(pid)``, read while all of them are alive)."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = home / f"serve-{workers}.log"
     command = [sys.executable, "-m", "kb", "serve", "--no-worker"]
@@ -135,7 +112,7 @@ def run_serve(
             command, cwd=ROOT, env={**env, "KB_LOG_LEVEL": "INFO"}, stdout=out, stderr=out
         )
     try:
-        _wait_ready(base, server, log, timeout=900)
+        wait_ready(base, server, timeout=900, log=log)
         ready = time.perf_counter() - started
         pids = _children(server.pid)
         counts = _search_all_workers(base, log, pids, queries, per_worker)
