@@ -19,7 +19,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from kb.cli import app, serving
-from kb.cli.serving import NoDelayH11Protocol
+from kb.cli.serving import NoDelayH11Protocol, NoDelayHttpProtocol
 from kb.services.search import INDEXES
 from tests.web_support import World
 from web.app import create_app, served_app
@@ -70,6 +70,14 @@ def test_connections_of_a_shared_listening_socket_get_tcp_nodelay() -> None:
 
     assert _nodelay_of_accepted_connection(H11Protocol) == 0  # why the subclass exists
     assert _nodelay_of_accepted_connection(NoDelayH11Protocol) != 0
+    assert _nodelay_of_accepted_connection(NoDelayHttpProtocol) != 0
+
+
+def test_kb_serve_parses_http_with_httptools() -> None:
+    """The C parser, a dependency: the pure-Python h11 cost ~1 ms more CPU per request."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert issubclass(NoDelayHttpProtocol, HttpToolsProtocol)
 
 
 def served_with(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[serving.PreforkServer]:
@@ -102,7 +110,7 @@ def test_serve_preforks_tuned_uvicorn_workers(kb_env, monkeypatch) -> None:  # t
     assert cfg.control_socket_disable is True  # nothing listens but the app's own port
     assert cfg.accesslog == "-"
     config = uvicorn_config(server)
-    assert config.http is NoDelayH11Protocol
+    assert config.http is NoDelayHttpProtocol
     assert config.server_header is False
     assert config.timeout_keep_alive == 30
 

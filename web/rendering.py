@@ -65,10 +65,19 @@ def render(
     The user is the principal the request's ``WebPrincipal`` dependency resolved (None on the
     login page), so pages never pass it themselves.
     """
-    token = csrf_token(request)
+    return templates.TemplateResponse(
+        request, template, {**base_context(request), **(context or {})}, status_code=status_code
+    )
+
+
+def base_context(request: Request, *, token: str | None = None) -> dict[str, Any]:
+    """What base.html and every page's blocks may use: the theme colours, the user, the
+    navigation and the CSRF field (``token`` stands in for the session's own when given: see
+    web/page_cache.py)."""
+    token = csrf_token(request) if token is None else token
     field = Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
     colours = theme_colours_of(request)
-    base = {
+    return {
         # palette index of a theme (class "t{n}", static/style.css): one colour per theme on
         # every page, always beside the theme's name
         "theme_colour": lambda theme_id: colour_for(theme_id, colours),
@@ -77,9 +86,6 @@ def render(
         "csrf_token": token,
         "csrf_field": lambda: field,  # once per page, not per form (a review has one per tag)
     }
-    return templates.TemplateResponse(
-        request, template, {**base, **(context or {})}, status_code=status_code
-    )
 
 
 def theme_colours_of(request: Request) -> dict[str, int]:

@@ -15,13 +15,15 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import SessionDep, WebPrincipal
 from api.routes import themes as themes_api
-from api.routes.themes import FiltersDep
+from api.routes.themes import FiltersDep, ThemeFilters
 from kb.models import ReviewType
+from kb.services.access import Principal
 from kb.services.national import comparison
 from kb.services.reviews import review_facets
 from kb.services.tracker import theme_labels
 from web import charts
-from web.rendering import render, theme_colours_of
+from web.page_cache import render_shared
+from web.rendering import theme_colours_of
 
 router = APIRouter()
 
@@ -33,14 +35,29 @@ SVG = "image/svg+xml"
 def themes_page(
     request: Request, session: SessionDep, principal: WebPrincipal, filters: FiltersDep
 ) -> HTMLResponse:
-    """The dashboard; the charts are <img> elements pointing at /charts/*.svg (same filters)."""
+    """The dashboard; the charts are <img> elements pointing at /charts/*.svg (same filters).
+
+    The same for every user of one role and partnership: rendered once per data version."""
+    return render_shared(
+        request,
+        "themes.html",
+        session=session,
+        principal=principal,
+        key=filters,  # a frozen dataclass: every filter field is in the key
+        build=lambda: _context(request, session, principal, filters),
+    )
+
+
+def _context(
+    request: Request, session: SessionDep, principal: Principal, filters: ThemeFilters
+) -> dict[str, Any]:
     recurrence = themes_api.recurrence_data(session, principal, filters)
     matrix = themes_api.matrix_data(session, principal, filters)
     query = urlencode(filters.query())
     suffix = f"?{query}" if query else ""
     facets = review_facets(session, principal=principal)
     national = comparison(recurrence.model_dump()["themes"], theme_labels())
-    context: dict[str, Any] = {
+    return {
         "filters": filters,
         "recurrence": recurrence,
         "matrix": matrix,
@@ -53,7 +70,6 @@ def themes_page(
         "search_href": _search_href(request),
         "national": national,
     }
-    return render(request, "themes.html", context)
 
 
 def _search_href(request: Request) -> Callable[[str], str]:

@@ -24,6 +24,7 @@ from kb.services.errors import Conflict
 from kb.services.tracker import get_action, may_edit, theme_labels
 from kb.services.tracker_format import SCORE_SCALE
 from kb.services.tracker_view import KIND_TITLES, TrackerFilter, cases_of
+from web.page_cache import render_shared
 from web.rendering import render
 
 router = APIRouter()
@@ -69,8 +70,23 @@ def _page(
     conflict: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    labels = theme_labels()
     f = _lenient_filter(request)
+    if saved is None and conflict is None:  # the page everyone of this role sees: cached
+        build = lambda: _context(request, session, principal, f)  # noqa: E731
+        return render_shared(
+            request, "tracker.html", session=session, principal=principal, key=f, build=build
+        )
+    context = _context(request, session, principal, f)
+    context["saved"] = next((a for a in context.pop("everything") if a.id == saved), None)
+    context["conflict"] = conflict
+    return render(request, "tracker.html", context, status_code=status_code)
+
+
+def _context(
+    request: Request, session: SessionDep, principal: Principal, f: TrackerFilter
+) -> dict[str, Any]:
+    """What tracker.html shows: the same for every user of one role and partnership."""
+    labels = theme_labels()
     data = scrutiny_api.scrutiny_data(request, session, principal, f)
     actions = data["actions"]
     everything = tracker_api.actions_data(session, principal)  # cached: refs of hidden-by-filter
@@ -86,7 +102,7 @@ def _page(
         for action in group["actions"]:
             first_group.setdefault(action.id, group["id"])
     query = urlencode(f.query())
-    context = {
+    return {
         "filter": f,
         "options": data["options"],
         "summary": data["summary"],
@@ -111,11 +127,9 @@ def _page(
         "statuses": list(ActionStatus),
         "ratings": list(ImpactRating),
         "score_scale": SCORE_SCALE,
-        "saved": next((a for a in everything if a.id == saved), None),
-        "conflict": conflict,
+        "everything": everything,
         "today": data["today"],
     }
-    return render(request, "tracker.html", context, status_code=status_code)
 
 
 def _groups(
