@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from kb.models import AuditEvent, Passage, Review
+from kb.models import AuditEvent, Passage, PassageRole, Review
 from tests.web_support import api_csrf, csrf_from
 
 pytest_plugins = ["tests.web_fixtures"]
@@ -40,7 +40,14 @@ def test_role_form_sets_the_role(clients, web_world, engine) -> None:
     assert response.status_code == 303 and response.headers["location"].endswith(
         f"#passage-{passage}"
     )
-    assert "Good practice" in c.get(url).text and "(confirmed)" in c.get(url).text
+    page = c.get(url).text
+    assert "Good practice" in page and "(confirmed)" in page
+    # Its form offers every role, with the one now set selected (and only that one).
+    form = page[page.index(f'action="{url}/passages/{passage}/role"') :]
+    select = form[form.index("<select") : form.index("</select>")]
+    assert select.count("<option ") == len(PassageRole)
+    assert select.count(" selected") == 1
+    assert '<option value="good_practice" selected>Good practice</option>' in select
     with Session(engine) as session:
         row = session.get(Passage, passage)
         assert row.role == "good_practice" and row.role_source == "person"  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from api.deps import SessionDep, WebPrincipal
 from api.routes import reviews as reviews_api
@@ -19,7 +20,7 @@ from kb.services.reviews import SORTS, ReviewFilter, get_review, review_facets
 from kb.services.tagging import may_decide
 from kb.services.tracker import may_edit
 from web.highlight import colour_for, evidence_spans, highlight
-from web.rendering import render, theme_colours_of
+from web.rendering import enum_label, render, theme_colours_of
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,24 @@ def review_page(
     context = review_context(request, detail, tags, principal, precision)
     review = get_review(session, principal=principal, review_id=review_id)
     context["can_edit"] = may_edit(principal, review.partnership_id)
-    context["roles"] = [role.value for role in PassageRole]
+    context["role_options"] = role_options([role.value for role in PassageRole])
     context["kinds"] = [kind.value for kind in ReviewType]
     context["can_decide"] = may_decide(session, principal=principal, review_id=review_id)
     return render(request, "review.html", context)
+
+
+def role_options(roles: list[str]) -> dict[str, Markup]:
+    """Passage role → the ``<option>`` list with that role selected, built once per page: an
+    editor's review page has one role form per passage, and rendering the options in the
+    template (a label filter per option per passage) was a fifth of the page's CPU."""
+    option = Markup('<option value="{}"{}>{}</option>')
+    selected = Markup(" selected")
+    return {
+        chosen: Markup("").join(
+            option.format(r, selected if r == chosen else "", enum_label(r)) for r in roles
+        )
+        for chosen in ["", *roles]
+    }
 
 
 def review_context(
