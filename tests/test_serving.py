@@ -19,7 +19,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from kb.cli import app, serving
-from kb.cli.serving import NoDelayH11Protocol, NoDelayHttpProtocol
+from kb.cli.serving import NoDelayHttpProtocol
 from kb.services.search import INDEXES
 from tests.web_support import World
 from web.app import create_app, served_app
@@ -67,17 +67,11 @@ async def _no_app(scope: object, receive: object, send: object) -> None:
 
 def test_connections_of_a_shared_listening_socket_get_tcp_nodelay() -> None:
     from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    assert _nodelay_of_accepted_connection(H11Protocol) == 0  # why the subclass exists
-    assert _nodelay_of_accepted_connection(NoDelayH11Protocol) != 0
-    assert _nodelay_of_accepted_connection(NoDelayHttpProtocol) != 0
-
-
-def test_kb_serve_parses_http_with_httptools() -> None:
-    """The C parser, a dependency: the pure-Python h11 cost ~1 ms more CPU per request."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    assert issubclass(NoDelayHttpProtocol, HttpToolsProtocol)
+    assert _nodelay_of_accepted_connection(H11Protocol) == 0  # why the subclass exists
+    assert _nodelay_of_accepted_connection(HttpToolsProtocol) == 0
+    assert _nodelay_of_accepted_connection(NoDelayHttpProtocol) != 0
 
 
 def served_with(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[serving.PreforkServer]:

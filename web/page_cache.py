@@ -65,9 +65,10 @@ def render_shared(
     blocks = PAGES.get_or_compute(
         session, full_key, lambda: _render_blocks(request, template, build()), copy_out=False
     )
-    token = str(escape(csrf_token(request)))
-    filled = {name: Markup(html.replace(PLACEHOLDER, token)) for name, html in blocks.items()}
-    context = {**base_context(request), "blocks": filled}
+    token = csrf_token(request)
+    escaped = str(escape(token))
+    filled = {name: Markup(html.replace(PLACEHOLDER, escaped)) for name, html in blocks.items()}
+    context = {**base_context(request, token=token), "blocks": filled}
     return templates.TemplateResponse(request, _WRAPPER, context)
 
 

@@ -107,17 +107,18 @@ def review_page(
     context = review_context(request, detail, tags, principal, precision)
     review = get_review(session, principal=principal, review_id=review_id)
     context["can_edit"] = may_edit(principal, review.partnership_id)
-    context["role_options"] = role_options(tuple(role.value for role in PassageRole))
+    context["role_options"] = role_options()
     context["kinds"] = [kind.value for kind in ReviewType]
     context["can_decide"] = may_decide(session, principal=principal, review_id=review_id)
     return render(request, "review.html", context)
 
 
 @cache
-def role_options(roles: tuple[str, ...]) -> Mapping[str, Markup]:
+def role_options() -> Mapping[str, Markup]:
     """Passage role → the ``<option>`` list with that role selected, built once per process:
     an editor's review page has one role form per passage, and rendering the options in the
     template (a label filter per option per passage) was a fifth of the page's CPU."""
+    roles = [role.value for role in PassageRole]
     option = Markup('<option value="{}"{}>{}</option>')
     selected = Markup(" selected")
     return MappingProxyType(

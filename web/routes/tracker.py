@@ -72,9 +72,13 @@ def _page(
 ) -> HTMLResponse:
     f = _lenient_filter(request)
     if saved is None and conflict is None:  # the page everyone of this role sees: cached
-        build = lambda: _context(request, session, principal, f)  # noqa: E731
         return render_shared(
-            request, "tracker.html", session=session, principal=principal, key=f, build=build
+            request,
+            "tracker.html",
+            session=session,
+            principal=principal,
+            key=f,  # a frozen dataclass: every filter field is in the key
+            build=lambda: _context(request, session, principal, f),
         )
     context = _context(request, session, principal, f)
     context["saved"] = next((a for a in context.pop("everything") if a.id == saved), None)
