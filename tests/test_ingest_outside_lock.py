@@ -4,6 +4,7 @@ and embedded, other writers are not blocked; inside the transaction only rows ar
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +29,23 @@ Published by the Fernhill Safeguarding Children Partnership.
 """
 
 
+# Tagging and embedding probe from two threads at once; without this lock one probe's own
+# BEGIN IMMEDIATE would make the other report the database as locked.
+_PROBE = threading.Lock()
+
+
 def _write_lock_is_free(engine) -> bool:  # type: ignore[no-untyped-def]
     """Whether another process could start writing right now (SQLite's one write lock)."""
-    probe = sqlite3.connect(engine.url.database, isolation_level=None, timeout=0)
-    try:
-        probe.execute("BEGIN IMMEDIATE")
-        probe.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        probe.close()
+    with _PROBE:
+        probe = sqlite3.connect(engine.url.database, isolation_level=None, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
 
 
 def test_tagging_and_embedding_run_outside_the_write_transaction(
