@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
-from kb.models import Recommendation
-from tests.web_support import MARKER, World, api_csrf, csrf_from, login
+from tests.web_support import MARKER, World, api_csrf, create_action, csrf_from, login
 from web.page_cache import PAGES, PLACEHOLDER
 
 pytest_plugins = ["tests.web_fixtures"]
@@ -67,24 +65,16 @@ def test_a_shared_page_follows_every_change_of_its_data(engine, clients, web_wor
     panel = clients["panel-a"]
     before = panel.get("/tracker").text
     assert "PUB-2" not in before
-    with Session(engine) as session:
-        rec = Recommendation(review_id=web_world.published_review, number="2", text="Audit.")
-        session.add(rec)
-        session.commit()
-        rec_id = rec.id
-    body = {
-        "ref": "PUB-2",
-        "description": "Quarterly audit of joint handovers",
-        "agency": "Health",
-        "status": "in_progress",
-        "recommendation_ids": [rec_id],
-        "theme_ids": ["information-sharing"],
-    }
-    created = panel.post("/api/actions", json=body, headers=api_csrf(panel))
-    assert created.status_code == 201, created.text
+    action = create_action(
+        engine,
+        web_world,
+        panel,
+        number="2",
+        ref="PUB-2",
+        description="Quarterly audit of joint handovers",
+    )
     assert "Quarterly audit of joint handovers" in panel.get("/tracker").text
     assert "Quarterly audit of joint handovers" in clients["viewer"].get("/tracker").text
-    action = created.json()
     patch = {"version": action["version_id"], "impact_evidence": "Nine of ten handovers joint"}
     changed = panel.patch(f"/api/actions/{action['id']}", json=patch, headers=api_csrf(panel))
     assert changed.status_code == 200

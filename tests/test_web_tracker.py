@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook, load_workbook
-from sqlmodel import Session
 
-from kb.models import Recommendation
 from kb.services.tracker_io import COLUMNS
-from tests.web_support import MARKER, World, api_csrf, csrf_from
+from tests.web_support import MARKER, World, api_csrf, create_action, csrf_from
 
 pytest_plugins = ["tests.web_fixtures"]
 
@@ -29,24 +27,15 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 @pytest.fixture
 def pub_action(engine, web_world: World, clients: dict[str, TestClient]) -> dict[str, Any]:
     """PUB-1: an action of panel-a's partnership answering the published review."""
-    with Session(engine) as session:
-        rec = Recommendation(review_id=web_world.published_review, number="1", text="Share.")
-        session.add(rec)
-        session.commit()
-        rec_id = rec.id
-    panel = clients["panel-a"]
-    body = {
-        "ref": "PUB-1",
-        "description": "Joint midwife and health visitor handover",
-        "agency": "Health",
-        "due_date": "2020-01-31",
-        "status": "in_progress",
-        "recommendation_ids": [rec_id],
-        "theme_ids": ["information-sharing"],
-    }
-    created = panel.post("/api/actions", json=body, headers=api_csrf(panel))
-    assert created.status_code == 201, created.text
-    return created.json()
+    return create_action(
+        engine,
+        web_world,
+        clients["panel-a"],
+        number="1",
+        ref="PUB-1",
+        description="Joint midwife and health visitor handover",
+        due_date="2020-01-31",
+    )
 
 
 def _refs(client: TestClient) -> set[str]:

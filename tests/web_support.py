@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -291,3 +292,25 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> TestCl
 def api_csrf(client: TestClient) -> dict[str, str]:
     """The X-CSRF-Token header for this client's session (from GET /api/me)."""
     return {"X-CSRF-Token": client.get("/api/me").json()["csrf_token"]}
+
+
+def create_action(
+    engine: Engine, world: World, client: TestClient, *, number: str, **fields: object
+) -> dict[str, Any]:
+    """An action answering a new recommendation of the published review, made through the API
+    as ``client`` would (so the tracker's caches see a real write); returns the API's JSON."""
+    with Session(engine) as session:
+        rec = Recommendation(review_id=world.published_review, number=number, text="Act.")
+        session.add(rec)
+        session.commit()
+        rec_id = rec.id
+    body = {
+        "agency": "Health",
+        "status": "in_progress",
+        "recommendation_ids": [rec_id],
+        "theme_ids": ["information-sharing"],
+        **fields,
+    }
+    created = client.post("/api/actions", json=body, headers=api_csrf(client))
+    assert created.status_code == 201, created.text
+    return created.json()
